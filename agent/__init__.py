@@ -1,0 +1,1 @@
+"""linewatch agent: measures a commune office's lines and publishes over MQTT."""

@@ -1,0 +1,131 @@
+"""linewatch-agent: the command a commune PC or Raspberry Pi runs."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from linewatch.config import ConfigError
+from linewatch.wire import format_time
+
+from . import config as agent_config
+from .probes import REGISTRY, Result
+
+DESCRIPTION = """\
+Measures each line of a commune office (latency, jitter, loss, ...) and sends the
+results to the province's linewatch collector over MQTT. Results are kept on disk
+while the line or the collector is down, and sent later with their original time.
+
+Commands:
+  run            run the agent (normally started by systemd)
+  probe          measure one line once and print the result -- the first thing to run
+                 when a commune calls ("is the line down?")
+  check-config   check the config file and say exactly what is wrong
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="linewatch-agent", description=DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-c", "--config", default="/etc/linewatch/agent.toml",
+                    help=f"agent config file (default: %(default)s; commented example: {agent_config.EXAMPLE})")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("run", help="run the agent until stopped (Ctrl-C / systemctl stop)")
+    p = sub.add_parser("probe", help="measure one line once and print the result")
+    p.add_argument("--line", help="line id from the config (default: every line)")
+    p.add_argument("--probe", choices=sorted(REGISTRY), help="which probe (default: every probe of the line)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.add_parser("check-config", help="validate the config file and exit")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = agent_config.load(args.config)
+    except ConfigError as e:
+        print(f"linewatch-agent: config error: {e}", file=sys.stderr)
+        return 2
+    if args.cmd == "check-config":
+        print(f"{args.config}: OK -- agent {cfg.agent_id}, site {cfg.site}, lines: "
+              f"{', '.join(l.id for l in cfg.lines)}")
+        return 0
+    if args.cmd == "probe":
+        return one_shot(cfg, args.line, args.probe, args.json)
+    return run(cfg)
+
+
+def run(cfg: agent_config.AgentConfig) -> int:
+    from .runner import Agent
+
+    stop = threading.Event()
+    fatal: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        agent = Agent(cfg, on_fatal=lambda why: (fatal.append(why), stop.set()))
+    except OSError as e:
+        print(f"linewatch-agent: cannot open the state folder {cfg.state_dir}: {e.strerror} "
+              f"(set [agent] state_dir to a folder this user can write)", file=sys.stderr)
+        return 2
+    try:
+        agent.run(stop)
+    except KeyboardInterrupt:
+        pass
+    if fatal:
+        print(f"linewatch-agent: {fatal[0]}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def one_shot(cfg: agent_config.AgentConfig, line_id: str | None, probe: str | None, as_json: bool) -> int:
+    try:
+        lines = [cfg.line(line_id)] if line_id else list(cfg.lines)
+    except ConfigError as e:
+        print(f"linewatch-agent: {e}", file=sys.stderr)
+        return 2
+    results: list[Result] = []
+    for ln in lines:
+        for name, pcfg in ln.probes.items():
+            if probe and name != probe:
+                continue
+            results.extend(REGISTRY[name].run(ln.binding, pcfg))
+    if not results:
+        print(f"linewatch-agent: no probe {probe!r} configured on the chosen line(s)", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps([{"kind": r.kind, "line": r.line, "measured_at": format_time(r.measured_at),
+                           "ok": r.ok, "error_code": r.error_code, "error": r.error, "data": r.data}
+                          for r in results], ensure_ascii=False, indent=2))
+    else:
+        print(format_table(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def format_table(results: list[Result]) -> str:
+    headers = ["line", "kind", "target", "method", "loss %", "median ms", "p95 ms", "jitter ms", "result"]
+    rows = []
+    for r in results:
+        d = r.data
+        verdict = "OK" if r.ok else f"FAIL {r.error_code}: {r.error}"
+        rows.append([r.line or "-", r.kind, d.get("target"), d.get("method"), d.get("loss_pct"),
+                     d.get("rtt_median_ms"), d.get("rtt_p95_ms"), d.get("jitter_ms"), verdict])
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""What every probe is: a typed config with defaults and validation, and a run() that
+returns typed results -- one per target, failures included."""
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from linewatch.config import Section
+from linewatch.wire import utc_now
+
+
+@dataclass(frozen=True)
+class LineBinding:
+    """How to make traffic leave over one particular line."""
+
+    id: str
+    source_address: str | None = None
+    interface: str | None = None
+
+    def describe(self) -> str:
+        if self.interface:
+            return f"interface {self.interface}"
+        if self.source_address:
+            return f"source {self.source_address}"
+        return "default-route"
+
+
+class LineUnbound(Exception):
+    """The line's address or interface is not on this computer: we must not measure
+    another line in its place."""
+
+
+def bind_socket(sock: socket.socket, line: LineBinding) -> None:
+    """Pin a socket to the line, or raise :class:`LineUnbound` with a reason a clerk can act on."""
+    if line.interface:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, line.interface.encode() + b"\0")
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                raise LineUnbound(f"network interface {line.interface!r} of line {line.id!r} does not exist "
+                                  f"on this computer (cable or USB modem unplugged?)") from None
+            if e.errno == errno.EPERM:
+                raise LineUnbound(f"binding to interface {line.interface!r} needs root or CAP_NET_RAW; "
+                                  f"set source_address for line {line.id!r} instead") from None
+            raise
+    if line.source_address:
+        try:
+            sock.bind((line.source_address, 0))
+        except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise LineUnbound(f"address {line.source_address} of line {line.id!r} is not on this computer "
+                                  f"(modem unplugged or its address changed?)") from None
+            raise
+
+
+@dataclass
+class Result:
+    """One measurement, before the agent gives it an id and a sequence number."""
+
+    kind: str
+    line: str | None
+    data: dict[str, Any]
+    ok: bool = True
+    error_code: str | None = None
+    error: str | None = None
+    measured_at: datetime = field(default_factory=utc_now)
+
+
+class Probe:
+    """Base class. Subclasses set ``name`` (the config table and message kind) and
+    implement ``parse_config`` and ``run``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    def parse_config(self, sec: Section) -> Any:  # returns the probe's typed config
+        raise NotImplementedError
+
+    def run(self, line: LineBinding, cfg: Any) -> list[Result]:
+        raise NotImplementedError

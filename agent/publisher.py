@@ -1,0 +1,212 @@
+"""Publishes the outbox over MQTT (paho 2.x), QoS 1, deleting a message only on PUBACK.
+
+paho's own queue lives in memory, so durability is the outbox's job; this module only
+moves rows from the outbox to the broker, with a bounded in-flight window.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+
+from linewatch import __version__, wire
+
+from .config import AgentConfig
+from .outbox import Outbox
+
+log = logging.getLogger("linewatch.agent.mqtt")
+INFLIGHT_TIMEOUT_S = 60.0
+
+#: CONNACK reason codes that no amount of retrying will fix.
+FATAL_CONNACK = {134: "the broker refused this agent's user name or password",
+                 135: "the broker says this agent is not authorised",
+                 133: "the broker refused this agent's id"}
+
+
+def status_message(cfg: AgentConfig, state: str) -> wire.Message:
+    # Status (online/offline, also the MQTT last will) is not part of the sequence: seq 0.
+    return wire.build_message(kind="status", agent_id=cfg.agent_id, province=cfg.province, site=cfg.site,
+                              seq=0, measured_at=wire.utc_now(),
+                              data={"state": state, "version": __version__})
+
+
+class Publisher:
+    def __init__(self, cfg: AgentConfig, outbox: Outbox, max_inflight: int = 100,
+                 drain_rate_per_s: float = 0.0, on_fatal: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.outbox = outbox
+        self.max_inflight = max_inflight
+        self.drain_rate_per_s = drain_rate_per_s  # 0 = unlimited
+        self.on_fatal = on_fatal
+        self.connected = threading.Event()
+        self.fatal: str | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+        self._maplock = threading.Lock()  # guards the two dicts below; never held while calling paho
+        self._seq_by_mid: dict[int, int | None] = {}  # None: a status message, nothing to delete
+        self._early_acks: set[int] = set()  # PUBACKs that beat _register() for their mid
+        self._inflight: dict[int, float] = {}  # seq -> when published
+        self._last_fail_log = 0.0
+        self.published = 0
+
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.agent_id, clean_session=False)
+        m = cfg.mqtt
+        if m.username:
+            c.username_pw_set(m.username, m.password)
+        if m.tls:
+            c.tls_set(ca_certs=m.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        offline = status_message(cfg, "offline")
+        c.will_set(offline.topic, offline.to_json(), qos=1, retain=True)
+        c.reconnect_delay_set(1, 60)
+        c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        self.client = c
+        self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        m = self.cfg.mqtt
+        self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
+        self.client.loop_start()
+        self._sender.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say goodbye (retained 'offline'), flush acks, disconnect."""
+        self._stop.set()
+        self._wake.set()
+        if self._sender.is_alive():
+            self._sender.join(timeout)
+        if self.connected.is_set():
+            info = self.client.publish(*self._status("offline"), qos=1, retain=True)
+            self._register(info.mid, None)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self._drain_acks()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ------------------------------------------------------------------ paho callbacks
+    def _status(self, state: str) -> tuple[str, bytes]:
+        msg = status_message(self.cfg, state)
+        return msg.topic, msg.to_json()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            why = FATAL_CONNACK.get(reason_code.value)
+            if why:
+                self.fatal = (f"{why} (agent {self.cfg.agent_id} at {self.cfg.mqtt.host}:{self.cfg.mqtt.port}). "
+                              f"Retrying will not help: ask the provincial IT office for a new agent config.")
+                log.error(self.fatal)
+                self._stop.set()
+                client.disconnect()  # stops paho's reconnect loop: no retry on bad credentials
+                if self.on_fatal:
+                    self.on_fatal(self.fatal)
+            else:
+                log.warning("broker refused connection: %s; retrying", reason_code)
+            return
+        log.info("connected to %s:%s as %s", self.cfg.mqtt.host, self.cfg.mqtt.port, self.cfg.agent_id)
+        with self._maplock:  # anything unacknowledged is sent again; the collector drops duplicates
+            self._seq_by_mid.clear()
+            self._early_acks.clear()
+            self._inflight.clear()
+        self._register(client.publish(*self._status("online"), qos=1, retain=True).mid, None)
+        self.connected.set()
+        self._wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        now = time.monotonic()
+        if now - self._last_fail_log > 60:
+            self._last_fail_log = now
+            log.warning("cannot reach the collector's broker at %s:%s (line down or broker stopped); "
+                        "%d measurements are kept on disk and will be sent when it is back",
+                        self.cfg.mqtt.host, self.cfg.mqtt.port, self.outbox.depth())
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected.is_set():
+            log.warning("disconnected from broker (%s); measurements keep going to disk", reason_code)
+        self.connected.clear()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # Called by paho with its own locks held: only touch our small map, never paho.
+        with self._maplock:
+            if mid not in self._seq_by_mid:
+                self._early_acks.add(mid)
+                return
+            seq = self._seq_by_mid.pop(mid)
+        if seq is not None:
+            self._acks.put(seq)
+            self._wake.set()
+
+    def _register(self, mid: int, seq: int | None) -> None:
+        """Remember which outbox row a mid carries (PUBACK may already have come)."""
+        with self._maplock:
+            if seq is not None:
+                self._inflight[seq] = time.monotonic()
+            if mid in self._early_acks:
+                self._early_acks.discard(mid)
+                if seq is not None:
+                    self._acks.put(seq)
+            else:
+                self._seq_by_mid[mid] = seq
+
+    # ------------------------------------------------------------------ sender
+    def _drain_acks(self) -> None:
+        seqs: list[int] = []
+        while True:
+            try:
+                seqs.append(self._acks.get_nowait())
+            except queue.Empty:
+                break
+        if seqs:
+            self.outbox.ack_many(seqs)
+            with self._maplock:
+                for s in seqs:
+                    self._inflight.pop(s, None)
+            self.published += len(seqs)
+
+    def _send_loop(self) -> None:
+        tokens = 0.0
+        last = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            self._drain_acks()
+            if not self.connected.is_set():
+                continue
+            with self._maplock:
+                # a PUBACK that never came (lost with a connection) frees its slot after a while
+                stale = [s for s, t in self._inflight.items() if time.monotonic() - t > INFLIGHT_TIMEOUT_S]
+                for s in stale:
+                    del self._inflight[s]
+                room = self.max_inflight - len(self._inflight)
+                exclude = frozenset(self._inflight)
+            if self.drain_rate_per_s > 0:
+                now = time.monotonic()
+                tokens = min(self.drain_rate_per_s, tokens + (now - last) * self.drain_rate_per_s)
+                last = now
+                room = min(room, int(tokens))
+            if room <= 0:
+                continue
+            sent = 0
+            for p in self.outbox.pending(room, exclude):
+                info = self.client.publish(p.topic, p.payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                sent += 1
+                self._register(info.mid, p.seq)
+            tokens -= sent
+            if sent == room:
+                self._wake.set()  # more may be waiting

@@ -1,0 +1,145 @@
+"""The agent process: a jittered scheduler runs each line's probes, every result goes to
+the on-disk outbox, and the publisher moves the outbox to the broker."""
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from linewatch import __version__, wire
+
+from .config import AgentConfig, LineConfig
+from .outbox import Outbox
+from .probes import REGISTRY, Result
+from .publisher import Publisher
+
+log = logging.getLogger("linewatch.agent")
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    name: str = field(compare=False)
+    interval_s: float = field(compare=False)
+    run: Callable[[], None] = field(compare=False)
+
+
+class Scheduler:
+    """Runs jobs every ``interval_s`` +/- ``jitter_pct`` % so that 150 agents started by
+    the same power cut do not probe in lock-step. A job never overlaps itself."""
+
+    def __init__(self, jitter_pct: float, workers: int = 4, first_delay_s: float = 3.0):
+        self.jitter = jitter_pct / 100
+        self.first_delay_s = first_delay_s
+        self._heap: list[_Job] = []
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
+        self._stop = threading.Event()
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, interval_s: float, run: Callable[[], None]) -> None:
+        first = time.monotonic() + random.uniform(0, min(self.first_delay_s, interval_s))
+        heapq.heappush(self._heap, _Job(first, name, interval_s, run))
+
+    def _next_due(self, job: _Job) -> float:
+        return time.monotonic() + job.interval_s * (1 + random.uniform(-self.jitter, self.jitter))
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            if not self._heap:
+                self._stop.wait(1)
+                continue
+            job = self._heap[0]
+            wait = job.due - time.monotonic()
+            if wait > 0:
+                self._stop.wait(min(wait, 1.0))
+                continue
+            heapq.heappop(self._heap)
+            job.due = self._next_due(job)
+            heapq.heappush(self._heap, job)
+            with self._lock:
+                if job.name in self._running:
+                    log.warning("%s is still running from last time; skipping this round", job.name)
+                    continue
+                self._running.add(job.name)
+            self._pool.submit(self._guarded, job)
+
+    def _guarded(self, job: _Job) -> None:
+        try:
+            job.run()
+        finally:
+            with self._lock:
+                self._running.discard(job.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, on_fatal: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.started = time.monotonic()
+        self.outbox = Outbox(cfg.state_dir / "outbox.sqlite3")
+        self.publisher = Publisher(cfg, self.outbox, on_fatal=on_fatal)
+        self.scheduler = Scheduler(cfg.jitter_pct)
+        self.probe_errors = 0
+        self.last_probe_error: str | None = None
+        for line in cfg.lines:
+            for name, pcfg in line.probes.items():
+                interval = getattr(pcfg, "interval_s", 300.0)
+                self.scheduler.add(f"{line.id}/{name}", interval, self._probe_job(line, name, pcfg))
+        self.scheduler.add("heartbeat", cfg.heartbeat_s, self.heartbeat)
+
+    # -- measurements ---------------------------------------------------------------
+    def _probe_job(self, line: LineConfig, name: str, pcfg: object) -> Callable[[], None]:
+        def job() -> None:
+            try:
+                results = REGISTRY[name].run(line.binding, pcfg)
+            except Exception as e:  # a broken probe is logged and counted; the others go on
+                self.probe_errors += 1
+                self.last_probe_error = f"{line.id}/{name}: {type(e).__name__}: {e}"
+                log.exception("probe %s on line %s crashed", name, line.id)
+                return
+            for r in results:
+                self.record(r)
+        return job
+
+    def record(self, r: Result) -> wire.Message:
+        """Give a result its sequence number and store it durably, then wake the sender."""
+        msg = self.outbox.put(lambda seq: wire.build_message(
+            kind=r.kind, agent_id=self.cfg.agent_id, province=self.cfg.province, site=self.cfg.site,
+            line=r.line, seq=seq, measured_at=r.measured_at, data=r.data, ok=r.ok,
+            error_code=r.error_code, error=r.error))
+        self.publisher.wake()
+        return msg
+
+    def heartbeat(self) -> None:
+        now = wire.utc_now()
+        data = {"version": __version__, "uptime_s": round(time.monotonic() - self.started, 1),
+                "queue_depth": self.outbox.depth(), "queue_dropped": self.outbox.dropped(),
+                "probe_errors": self.probe_errors, "clock_utc": wire.format_time(now),
+                "hostname": socket.gethostname()[:128]}
+        if self.last_probe_error:
+            data["last_probe_error"] = self.last_probe_error[:500]
+        self.record(Result("heartbeat", None, data, measured_at=now))
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.publisher.start()
+        t = threading.Thread(target=self.scheduler.run_forever, name="scheduler", daemon=True)
+        t.start()
+        try:
+            while not stop.wait(0.5):
+                if self.publisher.fatal:
+                    break
+        finally:
+            self.scheduler.stop()
+            self.publisher.stop()
+            self.outbox.close()

@@ -1,0 +1,1 @@
+"""linewatch collector: validates what agents send, keeps the record, shows status."""

@@ -1,0 +1,71 @@
+"""The collector's typed config (see collector/example-collector.toml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from linewatch import wire
+from linewatch.config import ConfigError, Section, load_toml
+
+EXAMPLE = Path(__file__).with_name("example-collector.toml")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    client_id: str = "linewatch-collector"
+    province: str = "+"  # subscribe to one province's topics, or all
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    registry_path: Path
+    record_path: Path
+    mqtt: BrokerConfig
+    raw_days: float = 45
+    rollup_days: float = 400
+    offline_after_s: float = 300
+    source: Path | None = None
+
+
+def load(path: str | Path) -> CollectorConfig:
+    return parse(load_toml(path, "collector config"), Path(path))
+
+
+def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
+    name = source.name if source else "collector config"
+    base = source.parent if source else Path.cwd()
+    root = Section(doc, name)
+    registry_path = base / root.str("registry", "registry.toml")
+    record_path = base / root.str("record", "/var/lib/linewatch/record.sqlite3")
+    m = root.table("mqtt", f"{name} [mqtt]")
+    password = m.str("password")
+    if pf := m.str("password_file"):
+        try:
+            password = (base / pf).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{m.where}: password_file {pf} cannot be read: {e.strerror}") from None
+    province = m.str("province", "+")
+    if province != "+" and not wire.PROVINCE_RE.match(province):
+        raise ConfigError(f"{m.where}: province must be a 2-digit code or \"+\" for all")
+    ca = m.str("ca_file")
+    mqtt = BrokerConfig(host=m.str("host", "127.0.0.1"), port=m.num("port", 1883, ge=1, le=65535, integer=True),
+                        username=m.str("username"), password=password, tls=m.bool("tls", False),
+                        ca_file=str(base / ca) if ca else None,
+                        client_id=m.str("client_id", "linewatch-collector"), province=province)
+    m.done()
+    r = root.table("retention", f"{name} [retention]")
+    raw_days = r.num("raw_days", 45, ge=1)
+    rollup_days = r.num("rollup_days", 400, ge=raw_days)
+    r.done()
+    s = root.table("status", f"{name} [status]")
+    offline_after_s = s.num("offline_after_s", 300, ge=10)
+    s.done()
+    root.done()
+    return CollectorConfig(registry_path, record_path, mqtt, raw_days, rollup_days, offline_after_s, source)

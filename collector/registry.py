@@ -1,0 +1,173 @@
+"""The site registry: the sites a provincial IT office watches, their staff and lines.
+
+A TOML file the office edits (see collector/example-registry.toml). Defaults follow the
+field facts: QCVN 34:2022 speed verdict 0.8 x contracted; latency <= 50 ms and
+availability >= 99.5 % (QCVN 34:2019 values). Every default can be overridden per site
+and per line, because provinces add their own rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from linewatch import wire
+from linewatch.config import ConfigError, Section, load_toml
+
+EXAMPLE = Path(__file__).with_name("example-registry.toml")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_speed_ratio: float = 0.8        # QCVN 34:2022 s2.1
+    max_latency_ms: float = 50.0        # QCVN 34:2019
+    min_availability_pct: float = 99.5  # QCVN 34:2019
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Line:
+    id: str
+    isp: str
+    kind: str  # "internet" | "tslcd"
+    contracted_down_mbps: float
+    contracted_up_mbps: float
+    monthly_cost_vnd: float | None
+    operator: Contact
+    thresholds: Thresholds
+
+
+@dataclass(frozen=True)
+class Staff:
+    full_time: int = 0
+    part_time: int = 0
+    contract: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.full_time + self.part_time + self.contract
+
+
+@dataclass(frozen=True)
+class Site:
+    code: str
+    province: str
+    name: str
+    kind: str  # "commune" | "other"
+    group: str | None
+    staff: Staff
+    lines: tuple[Line, ...]
+    agents: tuple[str, ...] = ()  # empty: any agent may report for this site
+
+    def line(self, line_id: str) -> Line | None:
+        return next((ln for ln in self.lines if ln.id == line_id), None)
+
+
+@dataclass(frozen=True)
+class Registry:
+    sites: dict[str, Site]
+    defaults: Thresholds = field(default_factory=Thresholds)
+    source: Path | None = None
+
+    def site(self, code: str) -> Site | None:
+        return self.sites.get(code)
+
+
+def load(path: str | Path) -> Registry:
+    return parse(load_toml(path, "site registry"), Path(path))
+
+
+def _thresholds(sec: Section, base: Thresholds) -> Thresholds:
+    return Thresholds(
+        min_speed_ratio=sec.num("min_speed_ratio", base.min_speed_ratio, gt=0, le=1),
+        max_latency_ms=sec.num("max_latency_ms", base.max_latency_ms, gt=0),
+        min_availability_pct=sec.num("min_availability_pct", base.min_availability_pct, gt=0, le=100),
+    )
+
+
+def parse(doc: dict[str, Any], source: Path | None = None) -> Registry:
+    name = source.name if source else "registry"
+    root = Section(doc, name)
+    d = root.table("defaults", f"{name} [defaults]")
+    defaults = _thresholds(d, Thresholds())
+    d.done()
+    sites: dict[str, Site] = {}
+    agent_owner: dict[str, str] = {}
+    for i, raw in enumerate(root.tables("site")):
+        site = _parse_site(raw, i, name, defaults)
+        if site.code in sites:
+            raise ConfigError(f"{name}: site {site.code} is listed twice")
+        for a in site.agents:
+            if a in agent_owner:
+                raise ConfigError(f"{name}: agent {a!r} is listed under sites {agent_owner[a]} and {site.code}")
+            agent_owner[a] = site.code
+        sites[site.code] = site
+    root.done()
+    if not sites:
+        raise ConfigError(f"{name}: no [[site]] listed")
+    return Registry(sites, defaults, source)
+
+
+def _parse_site(raw: Any, index: int, name: str, defaults: Thresholds) -> Site:
+    sec = Section(raw, f"{name} [[site]] #{index + 1}")
+    code = sec.str("code", required=True)
+    sec.where = f"{name} site {code}"
+    kind = sec.str("kind", "commune", choices=("commune", "other"))
+    province = sec.str("province", required=True)
+    if not wire.PROVINCE_RE.match(province):
+        raise ConfigError(f"{sec.where}: province {province!r} must be 2 digits, e.g. \"52\"")
+    if kind == "commune" and not wire.COMMUNE_RE.match(code):
+        raise ConfigError(f"{sec.where}: a commune code must be 5 digits (Decision 19/2025/QD-TTg), "
+                          f"or set kind = \"other\" for a non-commune office")
+    if kind == "other" and not (wire.OTHER_SITE_RE.match(code) and code.startswith(province + "-")):
+        raise ConfigError(f"{sec.where}: a non-commune site code must look like \"{province}-so-khcn\" "
+                          f"(province, dash, lower-case name)")
+    site_name = sec.str("name", required=True)
+    group = sec.str("group")
+    st = sec.table("staff", f"{sec.where} [staff]")
+    staff = Staff(full_time=st.num("full_time", 0, ge=0, integer=True),
+                  part_time=st.num("part_time", 0, ge=0, integer=True),
+                  contract=st.num("contract", 0, ge=0, integer=True))
+    st.done()
+    agents = tuple(sec.str_list("agents"))
+    for a in agents:
+        if not wire.ID_RE.match(a):
+            raise ConfigError(f"{sec.where}: agent id {a!r} must be lower-case letters, digits, '-', '_' or '.'")
+    th = sec.table("thresholds", f"{sec.where} [thresholds]")
+    site_thresholds = _thresholds(th, defaults)
+    th.done()
+    lines = tuple(_parse_line(r, j, sec.where, site_thresholds) for j, r in enumerate(sec.tables("line")))
+    sec.done()
+    ids = [ln.id for ln in lines]
+    if dup := sorted({i for i in ids if ids.count(i) > 1}):
+        raise ConfigError(f"{sec.where}: line id(s) {', '.join(dup)} appear more than once")
+    return Site(code, province, site_name, kind, group, staff, lines, agents)
+
+
+def _parse_line(raw: Any, index: int, where: str, base: Thresholds) -> Line:
+    sec = Section(raw, f"{where} [[site.line]] #{index + 1}")
+    line_id = sec.str("id", required=True)
+    sec.where = f"{where}, line {line_id!r}"
+    if not wire.ID_RE.match(line_id):
+        raise ConfigError(f"{sec.where}: id must be lower-case letters, digits, '-', '_' or '.'")
+    isp = sec.str("isp", required=True)
+    kind = sec.str("kind", required=True, choices=("internet", "tslcd"))
+    down = sec.num("contracted_down_mbps", required=True, gt=0)
+    up = sec.num("contracted_up_mbps", required=True, gt=0)
+    cost = sec.num("monthly_cost_vnd", None, ge=0)
+    c = sec.table("operator", f"{sec.where} [operator]")
+    contact = Contact(name=c.str("name"), email=c.str("email"), phone=c.str("phone"))
+    c.done()
+    if contact.email and "@" not in contact.email:
+        raise ConfigError(f"{sec.where} [operator]: email {contact.email!r} is not an e-mail address")
+    th = sec.table("thresholds", f"{sec.where} [thresholds]")
+    thresholds = _thresholds(th, base)
+    th.done()
+    sec.done()
+    return Line(line_id, isp, kind, down, up, cost, contact, thresholds)

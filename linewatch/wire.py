@@ -1,0 +1,350 @@
+"""The wire contract between agents and the collector: topics and message schemas.
+
+This module is the single owner of the contract. The agent builds messages with
+:func:`build_message` and the collector checks them with :func:`parse_message`; both
+import the same schema tables below, so they cannot drift apart.
+
+Topic layout (version 1)::
+
+    lw/v1/{province}/{site}/line/{line}/{kind}      per-line measurements (latency, ...)
+    lw/v1/{province}/{site}/agent/{agent}/{kind}    per-agent messages (heartbeat, status, ...)
+    lw/v1/{province}/{site}/agent/{agent}/cmd       commands to one agent (collector -> agent)
+
+Every message is a JSON object with an envelope (schema, kind, agent_id, province, site,
+line, seq, measured_at, ok, error_code, error) and a ``data`` object whose field names
+carry their units (``rtt_median_ms``, ``loss_pct``, ``download_mbps``). ``docs/wire.md``
+shows an example of every kind.
+
+Two kinds of bad news are kept apart, as RIPE Atlas' sagan does:
+  * :class:`MalformedMessage` -- the *input* is broken (bad JSON, wrong schema, a field of the
+    wrong type). The collector counts it, logs the reason and drops it.
+  * ``ok = false`` in a well-formed message -- the *measurement* failed (line down, target
+    unreachable). That is data, stored and reported like any other measurement.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "lw/v1"
+#: Largest payload the collector accepts (LAN inventories of a few hundred hosts fit easily).
+MAX_PAYLOAD_BYTES = 256 * 1024
+#: Agent clocks may run ahead a little; beyond this a timestamp is refused as nonsense.
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
+#: Buffered measurements may arrive late, but not older than this.
+MAX_AGE = timedelta(days=120)
+
+PROVINCE_RE = re.compile(r"^\d{2}$")
+COMMUNE_RE = re.compile(r"^\d{5}$")
+#: Non-commune sites (provincial departments, data centres): province prefix + a slug.
+OTHER_SITE_RE = re.compile(r"^\d{2}-[a-z0-9][a-z0-9-]{0,30}$")
+#: Line and agent ids: safe in MQTT topics (no '/', '+', '#') and in file names.
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
+
+
+def valid_site_code(code: str) -> bool:
+    return bool(COMMUNE_RE.match(code) or OTHER_SITE_RE.match(code))
+
+
+class MalformedMessage(ValueError):
+    """The input is not a valid message. ``reason`` is a short stable code for counting."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------- field specs
+@dataclass(frozen=True)
+class Num:
+    lo: float = 0.0
+    hi: float = math.inf
+    optional: bool = False
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Str:
+    max_len: int = 256
+    choices: tuple[str, ...] | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Obj:
+    """A JSON object or list whose inner shape is checked by the kind's own validator."""
+
+    optional: bool = False
+
+
+Spec = Num | Str | Obj
+
+LINE_KINDS = ("latency", "bandwidth", "dns", "http")
+AGENT_KINDS = ("heartbeat", "status", "inventory", "lan")
+
+# Fields of ``data`` per kind. Units are in the names. A failed measurement still carries
+# the required fields (e.g. latency: sent, received, loss_pct=100) -- failure is data.
+SCHEMAS: dict[str, dict[str, Spec]] = {
+    "latency": {
+        "method": Str(choices=("icmp-raw", "icmp-dgram", "tcp-connect")),
+        "target": Str(),
+        "sent": Num(0, 10_000, integer=True),
+        "received": Num(0, 10_000, integer=True),
+        # absent only when nothing could be sent (line unbound, name unresolvable)
+        "loss_pct": Num(0, 100, optional=True),
+        "rtt_min_ms": Num(0, 60_000, optional=True),
+        "rtt_median_ms": Num(0, 60_000, optional=True),
+        "rtt_avg_ms": Num(0, 60_000, optional=True),
+        "rtt_p95_ms": Num(0, 60_000, optional=True),
+        "rtt_max_ms": Num(0, 60_000, optional=True),
+        "jitter_ms": Num(0, 60_000, optional=True),
+        "source": Str(optional=True),
+    },
+    "heartbeat": {
+        "version": Str(max_len=32),
+        "uptime_s": Num(0, 10 * 365 * 86400),
+        "queue_depth": Num(0, 10**9, integer=True),
+        "queue_dropped": Num(0, 10**12, integer=True),
+        "probe_errors": Num(0, 10**12, integer=True),
+        "clock_utc": Str(max_len=40),
+        "hostname": Str(max_len=128, optional=True),
+        "last_probe_error": Str(max_len=500, optional=True),
+    },
+    "status": {
+        "state": Str(choices=("online", "offline")),
+        "version": Str(max_len=32, optional=True),
+    },
+}
+
+
+def kind_scope(kind: str) -> str:
+    if kind in LINE_KINDS:
+        return "line"
+    if kind in AGENT_KINDS:
+        return "agent"
+    raise MalformedMessage("unknown_kind", f"unknown message kind {kind!r}")
+
+
+# --------------------------------------------------------------------------- topics
+@dataclass(frozen=True)
+class Topic:
+    province: str
+    site: str
+    scope: str  # "line" | "agent"
+    name: str  # line id or agent id
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{TOPIC_ROOT}/{self.province}/{self.site}/{self.scope}/{self.name}/{self.kind}"
+
+
+def line_topic(province: str, site: str, line: str, kind: str) -> str:
+    return str(Topic(province, site, "line", line, kind))
+
+
+def agent_topic(province: str, site: str, agent_id: str, kind: str) -> str:
+    return str(Topic(province, site, "agent", agent_id, kind))
+
+
+def command_topic(province: str, site: str, agent_id: str) -> str:
+    return agent_topic(province, site, agent_id, "cmd")
+
+
+def subscription(province: str = "+") -> str:
+    """Topic filter for a collector: one province or (default) all of them."""
+    return f"{TOPIC_ROOT}/{province}/#"
+
+
+def parse_topic(topic: str) -> Topic:
+    parts = topic.split("/")
+    if len(parts) != 7 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise MalformedMessage("bad_topic", f"topic {topic!r} is not {TOPIC_ROOT}/<province>/<site>/<line|agent>/<id>/<kind>")
+    _, _, province, site, scope, name, kind = parts
+    if not PROVINCE_RE.match(province):
+        raise MalformedMessage("bad_topic", f"province {province!r} in topic is not 2 digits")
+    if not valid_site_code(site):
+        raise MalformedMessage("bad_topic", f"site {site!r} in topic is not a site code")
+    if scope not in ("line", "agent") or not ID_RE.match(name):
+        raise MalformedMessage("bad_topic", f"topic {topic!r} has a bad line/agent part")
+    if kind != "cmd" and kind_scope(kind) != scope:
+        raise MalformedMessage("bad_topic", f"kind {kind!r} does not belong under /{scope}/")
+    return Topic(province, site, scope, name, kind)
+
+
+# --------------------------------------------------------------------------- messages
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_time(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(s: str) -> datetime:
+    t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise ValueError("timestamp has no time zone")
+    return t.astimezone(timezone.utc)
+
+
+@dataclass
+class Message:
+    kind: str
+    agent_id: str
+    province: str
+    site: str
+    seq: int
+    measured_at: datetime
+    data: dict[str, Any]
+    line: str | None = None
+    ok: bool = True
+    error_code: str | None = None
+    error: str | None = None
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def topic(self) -> str:
+        if kind_scope(self.kind) == "line":
+            assert self.line is not None
+            return line_topic(self.province, self.site, self.line, self.kind)
+        return agent_topic(self.province, self.site, self.agent_id, self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "schema": self.schema,
+            "kind": self.kind,
+            "agent_id": self.agent_id,
+            "province": self.province,
+            "site": self.site,
+            "line": self.line,
+            "seq": self.seq,
+            "measured_at": format_time(self.measured_at),
+            "ok": self.ok,
+            "error_code": self.error_code,
+            "error": self.error,
+            "data": self.data,
+        }
+        return d
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def build_message(**kw: Any) -> Message:
+    """Build a message and check it against the contract, so an agent bug fails loudly at
+    the source instead of being dropped silently by the collector."""
+    msg = Message(**kw)
+    check_data(msg.kind, msg.data, msg.ok)
+    return msg
+
+
+def _reject_constant(name: str) -> float:
+    raise MalformedMessage("bad_json", f"non-finite number {name} is not allowed")
+
+
+def check_data(kind: str, data: Any, ok: bool) -> None:
+    schema = SCHEMAS.get(kind)
+    if schema is None:
+        raise MalformedMessage("unknown_kind", f"no schema for kind {kind!r}")
+    if not isinstance(data, dict):
+        raise MalformedMessage("bad_field", "data must be an object")
+    for name in data:
+        if name not in schema:
+            raise MalformedMessage("unknown_field", f"{kind}.data has unknown field {name!r}")
+    for name, spec in schema.items():
+        value = data.get(name)
+        if value is None:
+            if spec.optional:
+                continue
+            raise MalformedMessage("missing_field", f"{kind}.data.{name} is required")
+        _check_value(f"{kind}.data.{name}", value, spec)
+
+
+def _check_value(path: str, value: Any, spec: Spec) -> None:
+    if isinstance(spec, Num):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MalformedMessage("bad_type", f"{path} must be a number, got {type(value).__name__}")
+        if spec.integer and not isinstance(value, int):
+            raise MalformedMessage("bad_type", f"{path} must be a whole number")
+        if not math.isfinite(value) or not spec.lo <= value <= spec.hi:
+            raise MalformedMessage("out_of_range", f"{path}={value} is outside [{spec.lo}, {spec.hi}]")
+    elif isinstance(spec, Str):
+        if not isinstance(value, str):
+            raise MalformedMessage("bad_type", f"{path} must be a string, got {type(value).__name__}")
+        if len(value) > spec.max_len:
+            raise MalformedMessage("out_of_range", f"{path} is longer than {spec.max_len} characters")
+        if spec.choices and value not in spec.choices:
+            raise MalformedMessage("out_of_range", f"{path}={value!r} is not one of {', '.join(spec.choices)}")
+    elif isinstance(spec, Obj):
+        if not isinstance(value, (dict, list)):
+            raise MalformedMessage("bad_type", f"{path} must be an object or list")
+
+
+def parse_message(topic: str, payload: bytes, now: datetime | None = None) -> Message:
+    """Validate one MQTT message against the contract. Raises :class:`MalformedMessage`."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MalformedMessage("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    t = parse_topic(topic)
+    if t.kind == "cmd":
+        raise MalformedMessage("bad_topic", "command topics carry no measurements")
+    try:
+        obj = json.loads(payload, parse_constant=_reject_constant)
+    except MalformedMessage:
+        raise
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MalformedMessage("bad_json", f"payload is not JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise MalformedMessage("bad_json", "payload must be a JSON object")
+    schema = obj.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise MalformedMessage("bad_schema", f"schema version {schema!r} is not supported (expected {SCHEMA_VERSION})")
+
+    def field_(name: str, typ: type | tuple[type, ...], optional: bool = False) -> Any:
+        v = obj.get(name)
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) and typ is int or not isinstance(v, typ):
+            raise MalformedMessage("bad_field", f"envelope field {name!r} is missing or not {getattr(typ, '__name__', typ)}")
+        return v
+
+    kind = field_("kind", str)
+    agent_id = field_("agent_id", str)
+    province = field_("province", str)
+    site = field_("site", str)
+    line = field_("line", str, optional=True)
+    seq = field_("seq", int)
+    ok = field_("ok", bool)
+    error_code = field_("error_code", str, optional=True)
+    error = field_("error", str, optional=True)
+    if not ID_RE.match(agent_id):
+        raise MalformedMessage("bad_field", f"agent_id {agent_id!r} is not a valid id")
+    if not 0 <= seq < 2**63:
+        raise MalformedMessage("bad_field", f"seq {seq} out of range")
+    if error and len(error) > 1000 or error_code and len(error_code) > 64:
+        raise MalformedMessage("bad_field", "error text too long")
+    if kind != t.kind or province != t.province or site != t.site:
+        raise MalformedMessage("topic_mismatch", f"payload ({province}/{site}/{kind}) does not match topic {topic!r}")
+    if t.scope == "line" and line != t.name:
+        raise MalformedMessage("topic_mismatch", f"payload line {line!r} does not match topic line {t.name!r}")
+    if t.scope == "agent" and agent_id != t.name:
+        raise MalformedMessage("topic_mismatch", f"payload agent {agent_id!r} does not match topic agent {t.name!r}")
+    try:
+        measured_at = parse_time(field_("measured_at", str))
+    except ValueError as e:
+        raise MalformedMessage("bad_time", f"measured_at is not an ISO-8601 UTC time ({e})") from None
+    now = now or utc_now()
+    if measured_at > now + MAX_CLOCK_AHEAD:
+        raise MalformedMessage("bad_time", f"measured_at {format_time(measured_at)} is in the future (agent clock wrong?)")
+    if measured_at < now - MAX_AGE:
+        raise MalformedMessage("bad_time", f"measured_at {format_time(measured_at)} is older than {MAX_AGE.days} days")
+    data = obj.get("data")
+    check_data(kind, data, ok)
+    return Message(kind=kind, agent_id=agent_id, province=province, site=site, line=line, seq=seq,
+                   measured_at=measured_at, data=data, ok=ok, error_code=error_code, error=error)
