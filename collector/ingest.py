@@ -50,13 +50,13 @@ class Ingestor:
             self._log_reject(topic, e)
             return Outcome("rejected", e.reason, e.detail)
         if m.kind == "status":
-            # Retained status and LWT: not sequenced; newest state wins.
+            # Retained status and LWT: not sequenced. They share one topic per agent, so the
+            # broker delivers them in order and the last one received is the current state.
+            # (The LWT's own timestamp is when it was *set*, at connect, so it cannot be used.)
             self.store.touch_agent(m, received_at)
             self.store.db.execute(
-                "UPDATE agents SET state = ?, state_at = ?, version = coalesce(?, version) "
-                "WHERE agent_id = ? AND coalesce(state_at, 0) <= ?",
-                (m.data["state"], m.measured_at.timestamp(), m.data.get("version"), m.agent_id,
-                 m.measured_at.timestamp()))
+                "UPDATE agents SET state = ?, state_at = ?, version = coalesce(?, version) WHERE agent_id = ?",
+                (m.data["state"], received_at, m.data.get("version"), m.agent_id))
             return Outcome("status")
         stored = self.store.insert_measurement(m, received_at)
         if m.kind == "heartbeat" and self.store.newer_heartbeat(m):

@@ -1,0 +1,226 @@
+"""Fixtures that start real services on free ports: mosquitto, the collector, agents."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20, what: str = "condition", step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    proc: subprocess.Popen
+    conf: Path
+    log: Path
+
+    def restart(self) -> None:
+        self.stop()
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT)
+        wait_port(self.host, self.port)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_mosquitto(tmp: Path, extra_conf: str = "", port: int | None = None) -> Broker:
+    if not MOSQUITTO:
+        pytest.skip("mosquitto is not installed (./dev test installs it with apt-get)")
+    port = port or free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    conf = tmp / "mosquitto.conf"
+    log = tmp / "mosquitto.log"
+    conf.write_text(textwrap.dedent(f"""\
+        per_listener_settings false
+        persistence false
+        log_dest stdout
+        log_type error
+        log_type warning
+        log_type notice
+        max_inflight_messages 0
+        max_queued_messages 100000
+        listener {port} 127.0.0.1
+        allow_anonymous true
+        """) + extra_conf)
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_port("127.0.0.1", port)
+    except TimeoutError:
+        proc.kill()
+        raise AssertionError(f"mosquitto did not start: {log.read_text()}")
+    return Broker("127.0.0.1", port, proc, conf, log)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    b = start_mosquitto(tmp_path / "mosquitto")
+    yield b
+    b.stop()
+
+
+# ------------------------------------------------------------------ configs
+REGISTRY_TOML = """\
+[[site]]
+code = "21583"
+province = "52"
+name = "UBND phường Thử Nghiệm"
+agents = ["ag-21583"]
+  [site.staff]
+  full_time = 10
+  part_time = 4
+  contract = 2
+  [[site.line]]
+  id = "fiber"
+  isp = "VNPT"
+  kind = "internet"
+  contracted_down_mbps = 100
+  contracted_up_mbps = 100
+  [[site.line]]
+  id = "tslcd"
+  isp = "VNPT"
+  kind = "tslcd"
+  contracted_down_mbps = 200
+  contracted_up_mbps = 200
+
+[[site]]
+code = "21584"
+province = "52"
+name = "UBND xã Bên Cạnh"
+agents = ["ag-21584"]
+  [[site.line]]
+  id = "fiber"
+  isp = "Viettel"
+  kind = "internet"
+  contracted_down_mbps = 50
+  contracted_up_mbps = 50
+"""
+
+
+def write_registry(path: Path, text: str = REGISTRY_TOML) -> Path:
+    path.write_text(text)
+    return path
+
+
+def agent_toml(state_dir: Path, port: int, *, agent_id: str = "ag-21583", site: str = "21583",
+               interval_s: float = 5, heartbeat_s: float = 2, targets: str = '["127.0.0.1"]',
+               keepalive_s: int = 5, extra_line: str = "", mqtt_extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        [agent]
+        id = "{agent_id}"
+        province = "52"
+        site = "{site}"
+        state_dir = "{state_dir}"
+        [mqtt]
+        host = "127.0.0.1"
+        port = {port}
+        keepalive_s = {keepalive_s}
+        {mqtt_extra}
+        [schedule]
+        heartbeat_s = {heartbeat_s}
+        jitter_pct = 0
+        [[line]]
+        id = "fiber"
+        {extra_line}
+        [line.latency]
+        targets = {targets}
+        interval_s = {interval_s}
+        count = 3
+        spacing_ms = 20
+        timeout_s = 1
+        """)
+
+
+def collector_toml(registry: Path, record: Path, port: int, client_id: str = "collector-test") -> str:
+    return textwrap.dedent(f"""\
+        registry = "{registry}"
+        record = "{record}"
+        [mqtt]
+        host = "127.0.0.1"
+        port = {port}
+        client_id = "{client_id}"
+        [status]
+        offline_after_s = 60
+        """)
+
+
+@dataclass
+class Proc:
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
+    """Run a linewatch command as a real process (python -m, from this checkout)."""
+    e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    p = subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=e,
+                         cwd=ROOT)
+    return Proc(p, log)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes started by a test; all stopped at the end, whatever happened."""
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        p.stop(signal.SIGKILL, 5)
