@@ -21,6 +21,7 @@ from .outbox import Outbox
 
 log = logging.getLogger("linewatch.agent.mqtt")
 INFLIGHT_TIMEOUT_S = 60.0
+EARLY_ACK_TTL_S = 5.0
 
 #: CONNACK reason codes that no amount of retrying will fix.
 FATAL_CONNACK = {134: "the broker refused this agent's user name or password",
@@ -50,7 +51,10 @@ class Publisher:
         self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         self._maplock = threading.Lock()  # guards the two dicts below; never held while calling paho
         self._seq_by_mid: dict[int, int | None] = {}  # None: a status message, nothing to delete
-        self._early_acks: set[int] = set()  # PUBACKs that beat _register() for their mid
+        # PUBACKs that beat _register() for their mid, with when they came. Such a race lasts
+        # microseconds; older entries are PUBACKs of paho's own resends after a reconnect and
+        # must expire before the 16-bit mid counter wraps round to them.
+        self._early_acks: dict[int, float] = {}
         self._inflight: dict[int, float] = {}  # seq -> when published
         self._last_fail_log = 0.0
         self.published = 0
@@ -143,7 +147,10 @@ class Publisher:
         # Called by paho with its own locks held: only touch our small map, never paho.
         with self._maplock:
             if mid not in self._seq_by_mid:
-                self._early_acks.add(mid)
+                now = time.monotonic()
+                self._early_acks[mid] = now
+                if len(self._early_acks) > 1000:
+                    self._early_acks = {m: t for m, t in self._early_acks.items() if now - t < EARLY_ACK_TTL_S}
                 return
             seq = self._seq_by_mid.pop(mid)
         if seq is not None:
@@ -155,8 +162,8 @@ class Publisher:
         with self._maplock:
             if seq is not None:
                 self._inflight[seq] = time.monotonic()
-            if mid in self._early_acks:
-                self._early_acks.discard(mid)
+            acked_at = self._early_acks.pop(mid, None)
+            if acked_at is not None and time.monotonic() - acked_at < EARLY_ACK_TTL_S:
                 if seq is not None:
                     self._acks.put(seq)
             else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -70,7 +71,10 @@ class Broker:
                 self.proc.wait()
 
 
-def start_mosquitto(tmp: Path, extra_conf: str = "", port: int | None = None) -> Broker:
+def start_mosquitto(tmp: Path, extra_conf: str = "", port: int | None = None, persistence: bool = False) -> Broker:
+    """A real mosquitto on a free port. With persistence the collector's session (its
+    subscription and the messages queued for it) survives a broker restart, as in
+    deploy/server/mosquitto.conf."""
     if not MOSQUITTO:
         pytest.skip("mosquitto is not installed (./dev test installs it with apt-get)")
     port = port or free_port()
@@ -79,7 +83,10 @@ def start_mosquitto(tmp: Path, extra_conf: str = "", port: int | None = None) ->
     log = tmp / "mosquitto.log"
     conf.write_text(textwrap.dedent(f"""\
         per_listener_settings false
-        persistence false
+        # as root, mosquitto would switch to user "mosquitto", which cannot write the test's folder
+        user {pwd.getpwuid(os.getuid()).pw_name}
+        persistence {"true" if persistence else "false"}
+        persistence_location {tmp}/
         log_dest stdout
         log_type error
         log_type warning
@@ -100,7 +107,7 @@ def start_mosquitto(tmp: Path, extra_conf: str = "", port: int | None = None) ->
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Broker]:
-    b = start_mosquitto(tmp_path / "mosquitto")
+    b = start_mosquitto(tmp_path / "mosquitto", persistence=True)
     yield b
     b.stop()
 

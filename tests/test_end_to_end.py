@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -134,3 +135,31 @@ def test_the_collector_keeps_working_after_the_broker_restarts(tmp_path, mosquit
     wait_for(lambda: len(store.measurements()) > n + 2, 40, "measurements after the broker restart")
     seqs = [r["seq"] for r in store.measurements()]
     assert sorted(seqs) == list(range(1, max(seqs) + 1)), "nothing lost across the restart"
+
+
+def test_measurements_taken_while_the_broker_is_down_arrive_later_with_their_own_time(tmp_path, procs):
+    from conftest import free_port, start_mosquitto
+
+    port = free_port()
+    agent = start_agent(tmp_path, port, procs, interval_s=5, heartbeat_s=1)
+    # no broker yet: the agent measures into its on-disk outbox
+    wait_for(lambda: "cannot reach the collector's broker" in agent.output(), 20, "the agent to say the broker is down")
+    time.sleep(3)
+    started_broker_at = time.time()
+    broker = start_mosquitto(tmp_path / "late-broker", port=port)
+    try:
+        reg_path = write_registry(tmp_path / "registry.toml")
+        (tmp_path / "collector.toml").write_text(collector_toml(reg_path, tmp_path / "record.sqlite3", port))
+        cfg = collector_config.load(tmp_path / "collector.toml")
+        store = Store(cfg.record_path)
+        sub = Subscriber(cfg.mqtt, Ingestor(store, registry_mod.load(cfg.registry_path)))
+        sub.start()
+        wait_for(lambda: len(store.measurements()) >= 4, 30, "the backlog to arrive")
+        rows = store.measurements()
+        assert rows[0]["measured_at"] < started_broker_at, "the first rows were measured before the broker existed"
+        seqs = sorted(r["seq"] for r in rows)
+        assert seqs == list(range(1, len(seqs) + 1))
+        sub.stop()
+        store.close()
+    finally:
+        broker.stop()
