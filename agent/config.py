@@ -175,7 +175,7 @@ def _parse_lan(sec: Section) -> LanConfig | None:
     cfg = LanConfig(
         subnets=tuple(subnets),
         interfaces=tuple(sec.str_list("interfaces")),
-        interval_s=sec.num("interval_s", 900.0, ge=10),
+        interval_s=sec.num("interval_s", 900.0, ge=2),
         rate_pps=sec.num("rate_pps", 50.0, ge=1, le=2000),
         timeout_s=sec.num("timeout_s", 2.0, gt=0, le=30),
         allow_wide=allow_wide,
