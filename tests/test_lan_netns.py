@@ -84,6 +84,20 @@ def test_without_raw_socket_rights_a_ping_sweep_and_the_neighbour_table_find_the
     assert found(out) == EXPECTED
 
 
+def test_the_lan_command_shows_a_technician_the_devices_without_touching_the_agents_state(lab, tmp_path):
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[agent]\nid = "ag-1"\nprovince = "52"\nsite = "21583"\nstate_dir = "{tmp_path / 'state'}"\n'
+                   '[lan]\nrate_pps = 1000\ntimeout_s = 1\n[[line]]\nid = "fiber"\n[line.latency]\n'
+                   'targets = ["127.0.0.1"]\n')
+    r = subprocess.run(lab.exec_args(sys.executable, "-m", "linewatch.agent.cli", "-c", str(cfg), "lan"),
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"{lab.network} on lan0: 3 devices" in r.stdout and "method arp-scapy" in r.stdout
+    printer = next(l for l in r.stdout.splitlines() if l.startswith(lab.hosts["printer"].ip + " "))
+    assert printer.split() == [lab.hosts["printer"].ip, "00:80:77:4a:00:20", "printer", "Brother", "industries", "-"]
+    assert not (tmp_path / "state" / "lan-state.json").exists()
+
+
 # ------------------------------------------------------------------ the whole chain
 def _netns_proc(lab: Lab, args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(lab.exec_args(*args), stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)

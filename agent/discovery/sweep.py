@@ -43,6 +43,12 @@ class NoRawSocket(Exception):
 
 def arp_sweep(cidr: str, interface: str, rate_pps: float, timeout_s: float) -> list[tuple[str, str]]:
     """(ip, mac) of every address answering a broadcast ARP who-has."""
+    try:  # cheap rights check first: importing scapy alone costs ~30 MB
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
+    except PermissionError as e:
+        raise NoRawSocket(f"no raw-socket rights ({e.strerror or e})") from None
+    except (AttributeError, OSError):
+        pass  # not Linux: let scapy decide
     try:
         from scapy.config import conf
         from scapy.layers.l2 import ARP, Ether
