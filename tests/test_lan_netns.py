@@ -85,8 +85,8 @@ def test_without_raw_socket_rights_a_ping_sweep_and_the_neighbour_table_find_the
 
 
 def test_the_lan_command_shows_a_technician_the_devices_without_touching_the_agents_state(lab, tmp_path):
-    cfg = tmp_path / "agent.toml"
-    cfg.write_text(f'[agent]\nid = "ag-1"\nprovince = "52"\nsite = "21583"\nstate_dir = "{tmp_path / 'state'}"\n'
+    cfg, state_dir = tmp_path / "agent.toml", tmp_path / "state"
+    cfg.write_text(f'[agent]\nid = "ag-1"\nprovince = "52"\nsite = "21583"\nstate_dir = "{state_dir}"\n'
                    '[lan]\nrate_pps = 1000\ntimeout_s = 1\n[[line]]\nid = "fiber"\n[line.latency]\n'
                    'targets = ["127.0.0.1"]\n')
     r = subprocess.run(lab.exec_args(sys.executable, "-m", "linewatch.agent.cli", "-c", str(cfg), "lan"),
