@@ -23,6 +23,8 @@ Commands:
   run            run the agent (normally started by systemd)
   probe          measure one line once and print the result -- the first thing to run
                  when a commune calls ("is the line down?")
+  lan            sweep the office LAN once and print what answers (needs a [lan] table;
+                 does not change what the agent remembers or publishes)
   check-config   check the config file and say exactly what is wrong
 """
 
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--line", help="line id from the config (default: every line)")
     p.add_argument("--probe", choices=sorted(REGISTRY), help="which probe (default: every probe of the line)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("lan", help="sweep the LAN once and print the devices found")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub.add_parser("check-config", help="validate the config file and exit")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "probe":
         return one_shot(cfg, args.line, args.probe, args.json)
+    if args.cmd == "lan":
+        return lan_once(cfg, args.json)
     return run(cfg)
 
 
@@ -101,6 +107,40 @@ def one_shot(cfg: agent_config.AgentConfig, line_id: str | None, probe: str | No
     else:
         print(format_table(results))
     return 0 if all(r.ok for r in results) else 1
+
+
+def lan_once(cfg: agent_config.AgentConfig, as_json: bool) -> int:
+    from .discovery.subnets import plan
+    from .lan import local_addresses, run_sweep
+
+    if cfg.lan is None:
+        print("linewatch-agent: no [lan] table in the config: LAN discovery is off", file=sys.stderr)
+        return 2
+    targets, skipped = plan(local_addresses(), list(cfg.lan.subnets), max_prefix=cfg.lan.max_prefix,
+                            allow_wide=cfg.lan.allow_wide, interfaces=list(cfg.lan.interfaces) or None)
+    for s in skipped:
+        print(f"not swept: {s.what}: {s.reason}", file=sys.stderr)
+    if not targets:
+        print("linewatch-agent: no LAN network to sweep", file=sys.stderr)
+        return 1
+    try:
+        out = run_sweep(targets, cfg.lan)
+    except Exception as e:  # noqa: BLE001 - shown to the technician as is
+        print(f"linewatch-agent: sweep failed: {e}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{', '.join(t.cidr + ' on ' + t.interface for t in targets)}: {len(out['hosts'])} devices "
+          f"in {out['sweep_s']:.1f} s, method {out['method']}")
+    for note in out["notes"]:
+        print(f"  ({note})")
+    rows = [[h["ip"], h["mac"], h["device_class"], h["vendor"] or "-", h["name"] or "-"] for h in out["hosts"]]
+    headers = ["ip", "mac", "class", "vendor", "name"]
+    widths = [max(len(hd), *(len(r[i]) for r in rows)) if rows else len(hd) for i, hd in enumerate(headers)]
+    for r in [headers, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
 
 
 def _fmt(v: object) -> str:

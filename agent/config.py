@@ -35,6 +35,37 @@ class LineConfig:
         return self.binding.id
 
 
+#: Widest subnet swept without ``allow_wide`` (1022 addresses); never wider than /16.
+LAN_MAX_PREFIX = 22
+LAN_WIDEST_PREFIX = 16
+
+
+@dataclass(frozen=True)
+class LanConfig:
+    """[lan]: LAN discovery. Off unless the table is present (a sweep is traffic on the office LAN)."""
+
+    subnets: tuple[str, ...] = ("auto",)  # "auto" = the networks of this computer's LAN interfaces
+    interfaces: tuple[str, ...] = ()       # limit "auto" to these interfaces
+    interval_s: float = 900.0
+    rate_pps: float = 50.0                 # ARP/ping packets per second: a /24 in ~5 s
+    timeout_s: float = 2.0                 # wait for late replies after the last packet
+    allow_wide: bool = False               # sweep networks wider than /22 (up to /16)
+    missed_sweeps_before_gone: int = 3
+    method: str = "auto"                   # auto | arp (scapy, root) | neigh (ping + kernel table)
+    names: bool = True                     # reverse DNS and NetBIOS names of found hosts
+
+    @property
+    def max_prefix(self) -> int:
+        return LAN_WIDEST_PREFIX if self.allow_wide else LAN_MAX_PREFIX
+
+
+@dataclass(frozen=True)
+class InventoryConfig:
+    """[inventory]: this computer's CPU, RAM, disk, OS and network cards (local reads only)."""
+
+    interval_s: float = 21600.0
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     agent_id: str
@@ -46,6 +77,8 @@ class AgentConfig:
     heartbeat_s: float = 60.0
     jitter_pct: float = 10.0
     source: Path | None = field(default=None, compare=False)
+    lan: LanConfig | None = None
+    inventory: InventoryConfig | None = InventoryConfig()
 
     def line(self, line_id: str) -> LineConfig:
         for ln in self.lines:
@@ -104,6 +137,8 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     jitter_pct = s.num("jitter_pct", 10.0, ge=0, le=50)
     s.done()
 
+    lan = _parse_lan(root.table("lan", f"{name} [lan]")) if "lan" in doc else None
+    inventory = _parse_inventory(root.table("inventory", f"{name} [inventory]"))
     lines = tuple(_parse_line(raw, i, name) for i, raw in enumerate(root.tables("line")))
     root.done()
     if not lines:
@@ -115,7 +150,48 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     if len(lines) > 1 and unbound:
         raise ConfigError(f"{name}: this site has {len(lines)} lines, so each must set source_address or "
                           f"interface to be measured over the right line; missing for: {', '.join(unbound)}")
-    return AgentConfig(agent_id, province, site, state_dir, mqtt, lines, heartbeat_s, jitter_pct, source)
+    return AgentConfig(agent_id, province, site, state_dir, mqtt, lines, heartbeat_s, jitter_pct, source,
+                       lan=lan, inventory=inventory)
+
+
+def _parse_lan(sec: Section) -> LanConfig | None:
+    enabled = sec.bool("enabled", True)
+    subnets = sec.str_list("subnets", ["auto"])
+    if not subnets:
+        raise ConfigError(f"{sec.where}: subnets must list at least one network, or \"auto\"")
+    allow_wide = sec.bool("allow_wide", False)
+    widest = LAN_WIDEST_PREFIX if allow_wide else LAN_MAX_PREFIX
+    for text in subnets:
+        if text == "auto":
+            continue
+        try:
+            net = ipaddress.IPv4Network(text, strict=False)
+        except ValueError:
+            raise ConfigError(f"{sec.where}: subnets entry {text!r} is not an IPv4 network like "
+                              f"\"192.168.1.0/24\" (or \"auto\")") from None
+        if net.prefixlen < widest:
+            hint = "" if allow_wide else " (set allow_wide = true to sweep up to /16)"
+            raise ConfigError(f"{sec.where}: subnet {text} is wider than /{widest}{hint}")
+    cfg = LanConfig(
+        subnets=tuple(subnets),
+        interfaces=tuple(sec.str_list("interfaces")),
+        interval_s=sec.num("interval_s", 900.0, ge=2),
+        rate_pps=sec.num("rate_pps", 50.0, ge=1, le=2000),
+        timeout_s=sec.num("timeout_s", 2.0, gt=0, le=30),
+        allow_wide=allow_wide,
+        missed_sweeps_before_gone=sec.num("missed_sweeps_before_gone", 3, ge=1, le=100, integer=True),
+        method=sec.str("method", "auto", choices=("auto", "arp", "neigh")),
+        names=sec.bool("names", True),
+    )
+    sec.done()
+    return cfg if enabled else None
+
+
+def _parse_inventory(sec: Section) -> InventoryConfig | None:
+    enabled = sec.bool("enabled", True)
+    cfg = InventoryConfig(interval_s=sec.num("interval_s", 21600.0, ge=10))
+    sec.done()
+    return cfg if enabled else None
 
 
 def _parse_line(raw: Any, index: int, name: str) -> LineConfig:

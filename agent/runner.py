@@ -15,6 +15,7 @@ from typing import Callable
 from linewatch import __version__, wire
 
 from .config import AgentConfig, LineConfig
+from .lan import agent_jobs
 from .outbox import Outbox
 from .probes import REGISTRY, Result
 from .publisher import Publisher
@@ -95,6 +96,8 @@ class Agent:
             for name, pcfg in line.probes.items():
                 interval = getattr(pcfg, "interval_s", 300.0)
                 self.scheduler.add(f"{line.id}/{name}", interval, self._probe_job(line, name, pcfg))
+        for name, interval, job in agent_jobs(cfg):  # per-agent jobs: LAN discovery, inventory
+            self.scheduler.add(name, interval, self._agent_job(name, job))
         self.scheduler.add("heartbeat", cfg.heartbeat_s, self.heartbeat)
 
     # -- measurements ---------------------------------------------------------------
@@ -110,6 +113,16 @@ class Agent:
             for r in results:
                 self.record(r)
         return job
+
+    def _agent_job(self, name: str, job: Callable[[Callable[[Result], object]], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job(self.record)
+            except Exception as e:  # counted and reported like a crashed probe
+                self.probe_errors += 1
+                self.last_probe_error = f"{name}: {type(e).__name__}: {e}"
+                log.exception("agent job %s crashed", name)
+        return run
 
     def record(self, r: Result) -> wire.Message:
         """Give a result its sequence number and store it durably, then wake the sender."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from linewatch import wire
 
+from . import inventory
 from .registry import Registry
 from .store import Store
 
@@ -73,6 +74,8 @@ class Ingestor:
             self.store.touch_agent(m, received_at)
         if stored.id is None:
             return Outcome("duplicate")
+        if m.kind in ("lan", "inventory"):
+            inventory.apply(self.store, m)
         self.store.bump(f"stored.{m.kind}")
         return Outcome("stored")
 

@@ -7,6 +7,7 @@ from typing import Any
 from linewatch.wire import format_time
 from datetime import datetime, timezone
 
+from . import inventory
 from .registry import Registry
 from .store import Store
 
@@ -58,7 +59,7 @@ def build(registry: Registry, store: Store, offline_after_s: float, now: float |
                            loss_pct=last["data"].get("loss_pct"), rtt_median_ms=last["data"].get("rtt_median_ms"))
             lines.append(row)
         out.append({"site": site.code, "province": site.province, "name": site.name, "group": site.group,
-                    "agents": agents, "lines": lines})
+                    "agents": agents, "lines": lines, "lan": inventory.site_lan(store, site, now)})
     return out
 
 
@@ -102,4 +103,4 @@ def render(rows: list[dict[str, Any]], lang: str = "vi") -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + inventory.render(rows, lang, _age)

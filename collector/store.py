@@ -20,6 +20,8 @@ from typing import Any, Iterable
 
 from linewatch import wire
 
+from . import inventory
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
     agent_id TEXT PRIMARY KEY,
@@ -75,6 +77,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        self.db.executescript(inventory.SCHEMA)  # LAN inventory tables (collector/inventory.py)
 
     def close(self) -> None:
         with self._lock:

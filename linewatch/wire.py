@@ -23,6 +23,7 @@ Two kinds of bad news are kept apart, as RIPE Atlas' sagan does:
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -83,7 +84,12 @@ class Obj:
     optional: bool = False
 
 
-Spec = Num | Str | Obj
+@dataclass(frozen=True)
+class Bool:
+    optional: bool = False
+
+
+Spec = Num | Str | Obj | Bool
 
 LINE_KINDS = ("latency", "bandwidth", "dns", "http")
 AGENT_KINDS = ("heartbeat", "status", "inventory", "lan")
@@ -120,7 +126,47 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "state": Str(choices=("online", "offline")),
         "version": Str(max_len=32, optional=True),
     },
+    # This computer: what it is and how its network cards are doing.
+    "inventory": {
+        "hostname": Str(max_len=128),
+        "os_name": Str(max_len=128),
+        "os_version": Str(max_len=256),
+        "machine": Str(max_len=32, optional=True),
+        "cpu_model": Str(max_len=256, optional=True),
+        "cpu_cores": Num(1, 4096, optional=True, integer=True),
+        "cpu_threads": Num(1, 4096, optional=True, integer=True),
+        "ram_total_mb": Num(0, 10**9),
+        "disk_mount": Str(max_len=256, optional=True),
+        "disk_total_gb": Num(0, 10**6),
+        "disk_free_gb": Num(0, 10**6),
+        "boot_time": Str(max_len=40),
+        "interfaces": Obj(),  # list of interface entries, see check_inventory
+    },
+    # One LAN discovery sweep: a summary and the changes since the last sweep (host appeared;
+    # host gone after missed_sweeps_before_gone sweeps without it), never the whole table.
+    # ok=false (no subnet to sweep, sweep failed) carries only method "none", subnets, skipped.
+    "lan": {
+        "method": Str(choices=("arp-scapy", "ping+neigh", "udp+neigh", "none")),
+        "subnets": Obj(),  # [{cidr, interface}]
+        "skipped": Obj(optional=True),  # [{what, reason}]: networks not swept and why
+        "missed_sweeps_before_gone": Num(1, 100, integer=True),
+        "sweep_no": Num(1, 10**12, optional=True, integer=True),
+        "sweep_s": Num(0, 86400, optional=True),
+        "hosts_seen": Num(0, 70_000, optional=True, integer=True),   # answered this sweep
+        "hosts_known": Num(0, 70_000, optional=True, integer=True),  # seen and not yet gone
+        "computers": Num(0, 70_000, optional=True, integer=True),    # hosts_known guessed "computer"
+        "by_class": Obj(optional=True),  # {device_class: count} over hosts_known
+        "appeared": Obj(optional=True),  # [host]
+        "gone": Obj(optional=True),  # [host]
+        "missing": Obj(optional=True),  # [mac]: known hosts not seen this sweep (not yet gone)
+        "notes": Obj(optional=True),  # [text]: e.g. why the fallback method was used
+    },
 }
+
+#: Device class guesses of LAN hosts.
+DEVICE_CLASSES = ("computer", "printer", "phone", "network", "unknown")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+MAX_HOSTS_PER_MESSAGE = 4096
 
 
 def kind_scope(kind: str) -> str:
@@ -265,6 +311,8 @@ def check_data(kind: str, data: Any, ok: bool) -> None:
                 continue
             raise MalformedMessage("missing_field", f"{kind}.data.{name} is required")
         _check_value(f"{kind}.data.{name}", value, spec)
+    if (inner := INNER_CHECKS.get(kind)) is not None:
+        inner(data, ok)
 
 
 def _check_value(path: str, value: Any, spec: Spec) -> None:
@@ -282,9 +330,118 @@ def _check_value(path: str, value: Any, spec: Spec) -> None:
             raise MalformedMessage("out_of_range", f"{path} is longer than {spec.max_len} characters")
         if spec.choices and value not in spec.choices:
             raise MalformedMessage("out_of_range", f"{path}={value!r} is not one of {', '.join(spec.choices)}")
+    elif isinstance(spec, Bool):
+        if not isinstance(value, bool):
+            raise MalformedMessage("bad_type", f"{path} must be true or false")
     elif isinstance(spec, Obj):
         if not isinstance(value, (dict, list)):
             raise MalformedMessage("bad_type", f"{path} must be an object or list")
+
+
+# --------------------------------------------------------------------------- nested shapes
+def _entries(path: str, value: Any, max_items: int) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedMessage("bad_type", f"{path} must be a list")
+    if len(value) > max_items:
+        raise MalformedMessage("out_of_range", f"{path} has {len(value)} entries (at most {max_items})")
+    return value
+
+
+def _check_entry(path: str, entry: Any, fields: dict[str, Spec]) -> None:
+    if not isinstance(entry, dict):
+        raise MalformedMessage("bad_field", f"{path} must be an object")
+    for name in entry:
+        if name not in fields:
+            raise MalformedMessage("unknown_field", f"{path} has unknown field {name!r}")
+    for name, spec in fields.items():
+        value = entry.get(name)
+        if value is None:
+            if spec.optional:
+                continue
+            raise MalformedMessage("missing_field", f"{path}.{name} is required")
+        _check_value(f"{path}.{name}", value, spec)
+
+
+LAN_HOST_FIELDS: dict[str, Spec] = {
+    "ip": Str(max_len=15), "mac": Str(max_len=17), "device_class": Str(choices=DEVICE_CLASSES),
+    "vendor": Str(max_len=128, optional=True), "name": Str(max_len=255, optional=True),
+    "first_seen": Str(max_len=40, optional=True), "last_seen": Str(max_len=40, optional=True),
+}
+INTERFACE_FIELDS: dict[str, Spec] = {
+    "name": Str(max_len=64), "is_up": Bool(optional=True), "mac": Str(max_len=17, optional=True),
+    "ipv4": Obj(optional=True), "link_speed_mbps": Num(0, 10**6, optional=True), "mtu": Num(0, 10**6, optional=True),
+    **{k: Num(0, 2**64, optional=True, integer=True)
+       for k in ("rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_drops", "tx_drops")},
+}
+
+
+def check_lan_host(path: str, host: Any) -> None:
+    """One host entry of a lan message: the collector keys its inventory on these."""
+    _check_entry(path, host, LAN_HOST_FIELDS)
+    try:
+        if ipaddress.ip_address(host["ip"]).version != 4:
+            raise ValueError
+    except ValueError:
+        raise MalformedMessage("bad_field", f"{path}.ip {host['ip']!r} is not an IPv4 address") from None
+    if not MAC_RE.match(host["mac"]):
+        raise MalformedMessage("bad_field", f"{path}.mac {host['mac']!r} is not a MAC like aa:bb:cc:dd:ee:ff")
+    for t in ("first_seen", "last_seen"):
+        if t in host:
+            try:
+                parse_time(host[t])
+            except ValueError:
+                raise MalformedMessage("bad_time", f"{path}.{t} is not an ISO-8601 UTC time") from None
+
+
+def check_lan(data: dict[str, Any], ok: bool) -> None:
+    if ok:
+        for name in ("sweep_no", "hosts_seen", "hosts_known", "computers", "by_class", "appeared", "gone"):
+            if data.get(name) is None:
+                raise MalformedMessage("missing_field", f"lan.data.{name} is required in a successful sweep")
+        if data["method"] == "none":
+            raise MalformedMessage("bad_field", "a successful sweep must name its method")
+    for i, s in enumerate(_entries("lan.data.subnets", data["subnets"], 64)):
+        _check_entry(f"lan.data.subnets[{i}]", s, {"cidr": Str(max_len=18), "interface": Str(max_len=32)})
+        try:
+            ipaddress.IPv4Network(s["cidr"])
+        except ValueError:
+            raise MalformedMessage("bad_field", f"lan.data.subnets[{i}].cidr {s['cidr']!r} is not a network") from None
+    for i, s in enumerate(_entries("lan.data.skipped", data.get("skipped"), 64)):
+        _check_entry(f"lan.data.skipped[{i}]", s, {"what": Str(max_len=64), "reason": Str(max_len=200)})
+    for i, n in enumerate(_entries("lan.data.notes", data.get("notes"), 20)):
+        _check_value(f"lan.data.notes[{i}]", n, Str(max_len=300))
+    by_class = data.get("by_class")
+    if by_class is not None:
+        if not isinstance(by_class, dict):
+            raise MalformedMessage("bad_type", "lan.data.by_class must be an object")
+        for cls, n in by_class.items():
+            if cls not in DEVICE_CLASSES:
+                raise MalformedMessage("out_of_range", f"lan.data.by_class has unknown class {cls!r}")
+            _check_value(f"lan.data.by_class.{cls}", n, Num(0, 70_000, integer=True))
+    for i, mac in enumerate(_entries("lan.data.missing", data.get("missing"), MAX_HOSTS_PER_MESSAGE)):
+        if not isinstance(mac, str) or not MAC_RE.match(mac):
+            raise MalformedMessage("bad_field", f"lan.data.missing[{i}] is not a MAC like aa:bb:cc:dd:ee:ff")
+    for key in ("appeared", "gone"):
+        for i, h in enumerate(_entries(f"lan.data.{key}", data.get(key), MAX_HOSTS_PER_MESSAGE)):
+            check_lan_host(f"lan.data.{key}[{i}]", h)
+
+
+def check_inventory(data: dict[str, Any], ok: bool) -> None:
+    try:
+        parse_time(data["boot_time"])
+    except ValueError:
+        raise MalformedMessage("bad_time", "inventory.data.boot_time is not an ISO-8601 UTC time") from None
+    for i, e in enumerate(_entries("inventory.data.interfaces", data["interfaces"], 64)):
+        path = f"inventory.data.interfaces[{i}]"
+        _check_entry(path, e, INTERFACE_FIELDS)
+        for j, a in enumerate(_entries(f"{path}.ipv4", e.get("ipv4"), 16)):
+            _check_value(f"{path}.ipv4[{j}]", a, Str(max_len=15))
+
+
+#: Kinds whose nested objects/lists (Obj fields) need their own check.
+INNER_CHECKS = {"lan": check_lan, "inventory": check_inventory}
 
 
 def parse_message(topic: str, payload: bytes, now: datetime | None = None) -> Message:
