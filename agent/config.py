@@ -26,6 +26,13 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    max_messages: int = 500_000      # ~1 year of one site's messages
+    max_age_days: float = 60
+    drain_rate_per_s: float = 50     # backlog after a reconnect; 0 = unlimited
+
+
+@dataclass(frozen=True)
 class LineConfig:
     binding: LineBinding
     probes: dict[str, Any]  # probe name -> that probe's typed config
@@ -79,6 +86,7 @@ class AgentConfig:
     source: Path | None = field(default=None, compare=False)
     lan: LanConfig | None = None
     inventory: InventoryConfig | None = InventoryConfig()
+    outbox: OutboxConfig = OutboxConfig()
 
     def line(self, line_id: str) -> LineConfig:
         for ln in self.lines:
@@ -137,6 +145,12 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     jitter_pct = s.num("jitter_pct", 10.0, ge=0, le=50)
     s.done()
 
+    o = root.table("outbox", f"{name} [outbox]")
+    outbox = OutboxConfig(max_messages=o.num("max_messages", 500_000, ge=100, integer=True),
+                          max_age_days=o.num("max_age_days", 60, gt=0, le=120),
+                          drain_rate_per_s=o.num("drain_rate_per_s", 50, ge=0))
+    o.done()
+
     lan = _parse_lan(root.table("lan", f"{name} [lan]")) if "lan" in doc else None
     inventory = _parse_inventory(root.table("inventory", f"{name} [inventory]"))
     lines = tuple(_parse_line(raw, i, name) for i, raw in enumerate(root.tables("line")))
@@ -151,7 +165,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
         raise ConfigError(f"{name}: this site has {len(lines)} lines, so each must set source_address or "
                           f"interface to be measured over the right line; missing for: {', '.join(unbound)}")
     return AgentConfig(agent_id, province, site, state_dir, mqtt, lines, heartbeat_s, jitter_pct, source,
-                       lan=lan, inventory=inventory)
+                       lan=lan, inventory=inventory, outbox=outbox)
 
 
 def _parse_lan(sec: Section) -> LanConfig | None:

@@ -38,11 +38,12 @@ def status_message(cfg: AgentConfig, state: str) -> wire.Message:
 
 class Publisher:
     def __init__(self, cfg: AgentConfig, outbox: Outbox, max_inflight: int = 100,
-                 drain_rate_per_s: float = 0.0, on_fatal: Callable[[str], None] | None = None):
+                 drain_rate_per_s: float | None = None, on_fatal: Callable[[str], None] | None = None):
         self.cfg = cfg
         self.outbox = outbox
         self.max_inflight = max_inflight
-        self.drain_rate_per_s = drain_rate_per_s  # 0 = unlimited
+        # messages per second for the backlog (0 = unlimited)
+        self.drain_rate_per_s = cfg.outbox.drain_rate_per_s if drain_rate_per_s is None else drain_rate_per_s
         self.on_fatal = on_fatal
         self.connected = threading.Event()
         self.fatal: str | None = None
@@ -57,7 +58,9 @@ class Publisher:
         self._early_acks: dict[int, float] = {}
         self._inflight: dict[int, float] = {}  # seq -> when published
         self._last_fail_log = 0.0
+        self._live_from = 0  # messages with seq above this were measured since the last connect
         self.published = 0
+        self.backlog_sent = 0
 
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.agent_id, clean_session=False)
         m = cfg.mqtt
@@ -126,6 +129,7 @@ class Publisher:
             self._seq_by_mid.clear()
             self._early_acks.clear()
             self._inflight.clear()
+            self._live_from = self.outbox.last_seq
         self._register(client.publish(*self._status("online"), qos=1, retain=True).mid, None)
         self.connected.set()
         self._wake.set()
@@ -184,36 +188,59 @@ class Publisher:
                     self._inflight.pop(s, None)
             self.published += len(seqs)
 
+    def _publish_rows(self, rows) -> int:
+        sent = 0
+        for p in rows:
+            info = self.client.publish(p.topic, p.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            sent += 1
+            self._register(info.mid, p.seq)
+        return sent
+
     def _send_loop(self) -> None:
+        """Live results first, without limit; the backlog from before the last (re)connect
+        at ``drain_rate_per_s``, so a line that just came back is not flooded and 150 agents
+        reconnecting together do not bury the collector."""
         tokens = 0.0
         last = time.monotonic()
+        next_housekeeping = 0.0
         while not self._stop.is_set():
-            self._wake.wait(0.5)
+            self._wake.wait(0.5 if self.drain_rate_per_s <= 0 else min(0.5, 1 / self.drain_rate_per_s))
             self._wake.clear()
             self._drain_acks()
+            now = time.monotonic()
+            if now >= next_housekeeping:
+                next_housekeeping = now + 30
+                self.outbox.retry_disk()
+                self.outbox.expire()
             if not self.connected.is_set():
                 continue
             with self._maplock:
                 # a PUBACK that never came (lost with a connection) frees its slot after a while
-                stale = [s for s, t in self._inflight.items() if time.monotonic() - t > INFLIGHT_TIMEOUT_S]
+                stale = [s for s, t in self._inflight.items() if now - t > INFLIGHT_TIMEOUT_S]
                 for s in stale:
                     del self._inflight[s]
                 room = self.max_inflight - len(self._inflight)
                 exclude = frozenset(self._inflight)
-            if self.drain_rate_per_s > 0:
-                now = time.monotonic()
-                tokens = min(self.drain_rate_per_s, tokens + (now - last) * self.drain_rate_per_s)
-                last = now
-                room = min(room, int(tokens))
+                live_from = self._live_from
+            live = self.outbox.pending(room, exclude, min_seq=live_from)
+            sent = self._publish_rows(live)
+            room -= sent
+            if sent and room <= 0:
+                self._wake.set()
             if room <= 0:
                 continue
-            sent = 0
-            for p in self.outbox.pending(room, exclude):
-                info = self.client.publish(p.topic, p.payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    break
-                sent += 1
-                self._register(info.mid, p.seq)
-            tokens -= sent
-            if sent == room:
+            if self.drain_rate_per_s > 0:
+                tokens = min(max(self.drain_rate_per_s, 1.0), tokens + (now - last) * self.drain_rate_per_s)
+                last = now
+                quota = min(room, int(tokens))
+            else:
+                quota = room
+            if quota <= 0:
+                continue
+            n = self._publish_rows(self.outbox.pending(quota, exclude, max_seq=live_from))
+            tokens -= n
+            self.backlog_sent += n
+            if n == quota:
                 self._wake.set()  # more may be waiting

@@ -87,7 +87,8 @@ class Agent:
     def __init__(self, cfg: AgentConfig, on_fatal: Callable[[str], None] | None = None):
         self.cfg = cfg
         self.started = time.monotonic()
-        self.outbox = Outbox(cfg.state_dir / "outbox.sqlite3")
+        self.outbox = Outbox(cfg.state_dir / "outbox.sqlite3", max_messages=cfg.outbox.max_messages,
+                             max_age_s=cfg.outbox.max_age_days * 86400)
         self.publisher = Publisher(cfg, self.outbox, on_fatal=on_fatal)
         self.scheduler = Scheduler(cfg.jitter_pct)
         self.probe_errors = 0
@@ -128,7 +129,7 @@ class Agent:
         """Give a result its sequence number and store it durably, then wake the sender."""
         msg = self.outbox.put(lambda seq: wire.build_message(
             kind=r.kind, agent_id=self.cfg.agent_id, province=self.cfg.province, site=self.cfg.site,
-            line=r.line, seq=seq, measured_at=r.measured_at, data=r.data, ok=r.ok,
+            line=r.line, seq=seq, stream=self.outbox.stream, measured_at=r.measured_at, data=r.data, ok=r.ok,
             error_code=r.error_code, error=r.error))
         self.publisher.wake()
         return msg

@@ -16,11 +16,11 @@ LABELS = {
     "vi": {"site": "Đơn vị", "agent": "Agent", "line": "Đường truyền", "last": "Đo gần nhất", "age": "Cách đây",
            "result": "Kết quả", "online": "trực tuyến", "offline": "MẤT KẾT NỐI", "silent": "IM LẶNG",
            "never": "chưa từng kết nối", "no_data": "chưa có số liệu", "ok": "tốt", "fail": "LỖI",
-           "loss": "mất gói", "rtt": "trễ"},
+           "loss": "mất gói", "rtt": "trễ", "missing": "thiếu bản tin"},
     "en": {"site": "Site", "agent": "Agent", "line": "Line", "last": "Last measured", "age": "Age",
            "result": "Result", "online": "online", "offline": "OFFLINE", "silent": "SILENT",
            "never": "never seen", "no_data": "no data yet", "ok": "ok", "fail": "FAIL",
-           "loss": "loss", "rtt": "rtt"},
+           "loss": "loss", "rtt": "rtt", "missing": "messages missing"},
 }
 
 
@@ -36,6 +36,9 @@ def agent_state(agent: dict[str, Any], now: float, offline_after_s: float) -> st
 
 def build(registry: Registry, store: Store, offline_after_s: float, now: float | None = None) -> list[dict[str, Any]]:
     now = now or time.time()
+    missing: dict[str, int] = {}
+    for g in store.gaps():
+        missing[g["agent_id"]] = missing.get(g["agent_id"], 0) + g["count"]
     agents_by_site: dict[str, list[dict[str, Any]]] = {}
     for a in store.agents():
         agents_by_site.setdefault(a["site"], []).append(a)
@@ -43,7 +46,9 @@ def build(registry: Registry, store: Store, offline_after_s: float, now: float |
     for site in sorted(registry.sites.values(), key=lambda s: (s.province, s.group or "", s.code)):
         agents = [{"agent_id": a["agent_id"], "state": agent_state(a, now, offline_after_s),
                    "last_seen_age_s": None if a["last_seen_at"] is None else round(now - a["last_seen_at"], 1),
-                   "queue_depth": a["queue_depth"], "version": a["version"]}
+                   "queue_depth": a["queue_depth"], "version": a["version"],
+                   # data loss: numbers that never arrived, and what the agent itself had to drop
+                   "missing_msgs": missing.get(a["agent_id"], 0), "dropped_by_agent": a["queue_dropped"] or 0}
                   for a in agents_by_site.get(site.code, [])]
         lines = []
         for ln in site.lines:
@@ -76,11 +81,16 @@ def _age(seconds: float | None) -> str:
     return f"{s // 86400}d"
 
 
+def _loss(agent: dict[str, Any], L: dict[str, str]) -> str:
+    lost = agent["missing_msgs"] + agent["dropped_by_agent"]
+    return f" ({L['missing']} {lost})" if lost else ""
+
+
 def render(rows: list[dict[str, Any]], lang: str = "vi") -> str:
     L = LABELS[lang]
     table = [[L["site"], L["agent"], L["line"], L["last"], L["age"], L["result"]]]
     for s in rows:
-        agents = ", ".join(f"{a['agent_id']} {L[a['state']]}" for a in s["agents"]) or L["never"]
+        agents = ", ".join(f"{a['agent_id']} {L[a['state']]}" + _loss(a, L) for a in s["agents"]) or L["never"]
         site_label = f"{s['site']} {s['name']}"
         for i, ln in enumerate(s["lines"] or [{}]):
             if not ln:

@@ -36,13 +36,21 @@ CREATE TABLE IF NOT EXISTS agents (
 );
 CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY,
-    agent_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    agent_id TEXT NOT NULL, stream TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
     site TEXT NOT NULL, line TEXT, kind TEXT NOT NULL,
     measured_at REAL NOT NULL, received_at REAL NOT NULL,
     ok INTEGER NOT NULL, error_code TEXT, error TEXT,
     data TEXT NOT NULL,
-    UNIQUE (agent_id, seq)
+    UNIQUE (agent_id, stream, seq)
 );
+-- Which sequence numbers arrived, as contiguous ranges per agent stream. The holes between
+-- ranges are messages not (yet) received: data loss unless a late delivery fills them.
+-- Kept apart from measurements so that pruning raw rows does not forget what arrived.
+CREATE TABLE IF NOT EXISTS seq_ranges (
+    agent_id TEXT NOT NULL, stream TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, stream, lo)
+);
+CREATE INDEX IF NOT EXISTS seq_ranges_hi ON seq_ranges (agent_id, stream, hi);
 CREATE INDEX IF NOT EXISTS measurements_line_time ON measurements (site, line, kind, measured_at);
 CREATE INDEX IF NOT EXISTS measurements_time ON measurements (measured_at);
 CREATE TABLE IF NOT EXISTS rejects (
@@ -88,15 +96,48 @@ class Store:
         return _Tx(self)
 
     def insert_measurement(self, m: wire.Message, received_at: float) -> Stored:
+        stream = m.stream or ""
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO measurements (agent_id, seq, site, line, kind, measured_at, received_at,"
-            " ok, error_code, error, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (m.agent_id, m.seq, m.site, m.line, m.kind, m.measured_at.timestamp(), received_at, int(m.ok),
+            "INSERT OR IGNORE INTO measurements (agent_id, stream, seq, site, line, kind, measured_at, received_at,"
+            " ok, error_code, error, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (m.agent_id, stream, m.seq, m.site, m.line, m.kind, m.measured_at.timestamp(), received_at, int(m.ok),
              m.error_code, m.error, json.dumps(m.data, ensure_ascii=False)))
         if cur.rowcount == 0:
             self.bump("duplicates")
             return Stored(None)
+        self._note_seq(m.agent_id, stream, m.seq)
         return Stored(cur.lastrowid)
+
+    def _note_seq(self, agent_id: str, stream: str, seq: int) -> None:
+        """Add seq to the agent's received ranges, merging with its neighbours."""
+        left = self.db.execute("SELECT lo FROM seq_ranges WHERE agent_id=? AND stream=? AND hi=?",
+                               (agent_id, stream, seq - 1)).fetchone()
+        right = self.db.execute("SELECT hi FROM seq_ranges WHERE agent_id=? AND stream=? AND lo=?",
+                                (agent_id, stream, seq + 1)).fetchone()
+        if right:
+            self.db.execute("DELETE FROM seq_ranges WHERE agent_id=? AND stream=? AND lo=?",
+                            (agent_id, stream, seq + 1))
+        hi = right[0] if right else seq
+        if left:
+            self.db.execute("UPDATE seq_ranges SET hi=? WHERE agent_id=? AND stream=? AND lo=?",
+                            (hi, agent_id, stream, left[0]))
+        else:
+            self.db.execute("INSERT INTO seq_ranges VALUES (?,?,?,?)", (agent_id, stream, seq, hi))
+
+    def gaps(self, agent_id: str | None = None) -> list[dict[str, Any]]:
+        """Missing sequence numbers between what arrived, per agent stream: [{agent_id,
+        stream, first_missing, last_missing, count}]. Numbers before the first one that ever
+        arrived are not counted (the collector may have started later than the agent)."""
+        with self._lock:
+            q = "SELECT agent_id, stream, lo, hi FROM seq_ranges"
+            rows = self.db.execute(q + (" WHERE agent_id = ?" if agent_id else "") +
+                                   " ORDER BY agent_id, stream, lo", (agent_id,) if agent_id else ()).fetchall()
+        out = []
+        for (a1, s1, _lo1, hi1), (a2, s2, lo2, _hi2) in zip(rows, rows[1:]):
+            if (a1, s1) == (a2, s2):
+                out.append({"agent_id": a1, "stream": s1, "first_missing": hi1 + 1, "last_missing": lo2 - 1,
+                            "count": lo2 - hi1 - 1})
+        return out
 
     def touch_agent(self, m: wire.Message, received_at: float, **fields: Any) -> None:
         self.db.execute("INSERT INTO agents (agent_id, province, site, last_seen_at) VALUES (?,?,?,?) "

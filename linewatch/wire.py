@@ -46,6 +46,9 @@ COMMUNE_RE = re.compile(r"^\d{5}$")
 OTHER_SITE_RE = re.compile(r"^\d{2}-[a-z0-9][a-z0-9-]{0,30}$")
 #: Line and agent ids: safe in MQTT topics (no '/', '+', '#') and in file names.
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
+#: An agent's sequence stream: random, made when its outbox is created. A reinstalled agent
+#: (state folder lost) starts a new stream at seq 1 instead of colliding with its old numbers.
+STREAM_RE = re.compile(r"^[0-9a-f]{8,32}$")
 
 
 def valid_site_code(code: str) -> bool:
@@ -252,6 +255,7 @@ class Message:
     ok: bool = True
     error_code: str | None = None
     error: str | None = None
+    stream: str | None = None
     schema: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -271,6 +275,7 @@ class Message:
             "site": self.site,
             "line": self.line,
             "seq": self.seq,
+            "stream": self.stream,
             "measured_at": format_time(self.measured_at),
             "ok": self.ok,
             "error_code": self.error_code,
@@ -480,6 +485,9 @@ def parse_message(topic: str, payload: bytes, now: datetime | None = None) -> Me
     ok = field_("ok", bool)
     error_code = field_("error_code", str, optional=True)
     error = field_("error", str, optional=True)
+    stream = field_("stream", str, optional=True)
+    if stream is not None and not STREAM_RE.match(stream):
+        raise MalformedMessage("bad_field", f"stream {stream!r} is not 8-32 lower-case hex digits")
     if not ID_RE.match(agent_id):
         raise MalformedMessage("bad_field", f"agent_id {agent_id!r} is not a valid id")
     if not 0 <= seq < 2**63:
@@ -503,5 +511,5 @@ def parse_message(topic: str, payload: bytes, now: datetime | None = None) -> Me
         raise MalformedMessage("bad_time", f"measured_at {format_time(measured_at)} is older than {MAX_AGE.days} days")
     data = obj.get("data")
     check_data(kind, data, ok)
-    return Message(kind=kind, agent_id=agent_id, province=province, site=site, line=line, seq=seq,
+    return Message(kind=kind, agent_id=agent_id, province=province, site=site, line=line, seq=seq, stream=stream,
                    measured_at=measured_at, data=data, ok=ok, error_code=error_code, error=error)
