@@ -39,6 +39,7 @@ class Subscriber:
         self.maintenance_every_s = maintenance_every_s
         self.maintenance = maintenance
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.fatal: str | None = None
         self.stats = {"stored": 0, "duplicate": 0, "rejected": 0, "status": 0}
         self._q: "queue.Queue[_Incoming]" = queue.Queue()
@@ -53,6 +54,7 @@ class Subscriber:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
         self._writer = threading.Thread(target=self._write_loop, name="record-writer", daemon=True)
 
@@ -79,6 +81,14 @@ class Subscriber:
         log.info("collector connected to %s:%s (session %s)", self.cfg.host, self.cfg.port,
                  "resumed" if flags.session_present else "new")
         self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("the broker refused the subscription to %s (%s): check the collector's ACL entry",
+                      wire.subscription(self.cfg.province), reason_codes)
+            return
+        log.info("subscribed to %s", wire.subscription(self.cfg.province))
+        self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
