@@ -18,7 +18,7 @@ from conftest import REGISTRY_TOML, ROOT, free_port, start_mosquitto, wait_for, 
 SHIPPED = (ROOT / "deploy/server/mosquitto.conf").read_text()
 
 
-def shipped_broker(tmp: Path, secure: bool = False, registry_text: str = REGISTRY_TOML):
+def shipped_broker(tmp: Path, secure: bool = False, registry_text: str = REGISTRY_TOML, extra_conf: str = ""):
     """The shipped mosquitto.conf, moved to free ports and a private folder.
 
     Both listeners move to 127.0.0.1 on free ports (``b.port``: the collector's plaintext one,
@@ -50,7 +50,7 @@ def shipped_broker(tmp: Path, secure: bool = False, registry_text: str = REGISTR
     assert f"listener {port} 127.0.0.1" in conf and f"listener {tls_port} 127.0.0.1" in conf
     assert "/etc/" not in conf.replace("/etc/mosquitto/conf.d", "")
     b = start_mosquitto(tmp, port=port)
-    b.conf.write_text(conf + "\nuser root\nlog_dest stdout\n")
+    b.conf.write_text(conf + "\nuser root\nlog_dest stdout\n" + extra_conf)
     b.restart()
     wait_port("127.0.0.1", tls_port)
     b.tls_port = tls_port
