@@ -130,7 +130,7 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)  # 24 characters, safe in TOML and shells
 
 
-def _atomic_write(path: Path, text: str, mode: int) -> None:
+def _atomic_write(path: Path, text: str, mode: int, for_broker: bool = True) -> None:
     """Write a file the broker reads so that a SIGHUP never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -140,7 +140,8 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        _give_to_mosquitto(Path(tmp))
+        if for_broker:
+            _give_to_mosquitto(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -277,7 +278,8 @@ def ensure_collector_login(broker_dir: Path, user: str, password_path: Path) -> 
         return False
     password = new_password()
     pw.set(user, password)
-    _atomic_write(password_path, password + "\n", 0o640)
+    # owner-only; deploy/server/install.sh gives group linewatch (the collector's user) read access
+    _atomic_write(password_path, password + "\n", 0o600, for_broker=False)
     pw.save()
     return True
 

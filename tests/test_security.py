@@ -227,6 +227,7 @@ def tls_client(p, user: str | None, password: str | None, client_id: str = "t") 
     state: dict = {"messages": []}
     c.on_connect = lambda _c, _u, _f, rc, _p: state.setdefault("connack", rc)
     c.on_message = lambda _c, _u, m: state["messages"].append(m.topic)
+    c.on_subscribe = lambda _c, _u, mid, rcs, _p: state.setdefault("suback", rcs)
     c.connect("127.0.0.1", p.broker.tls_port)
     c.loop_start()
     wait_for(lambda: "connack" in state, 10, "CONNACK")
@@ -287,6 +288,7 @@ def test_an_agent_reads_only_its_own_command_topic_and_cannot_take_another_agent
     # it asks for everything, and for ag-21583's client id (to steal its queued session)
     c, st = tls_client(p, "ag-21584", p.ag_21584, client_id="ag-21583")
     c.subscribe("lw/v1/#", qos=1)
+    wait_for(lambda: "suback" in st, 10, "SUBACK")  # (mosquitto checks read access per message, not here)
     col = p.sub.client
     col.publish(wire.command_topic("52", "21583", "ag-21583"), b"{}", qos=1)
     col.publish(wire.command_topic("52", "21584", "ag-21584"), b"{}", qos=1).wait_for_publish(5)
