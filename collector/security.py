@@ -225,7 +225,7 @@ def init_ca(ca_dir: Path, broker_dir: Path, hosts: list[str], province: str = ""
     if not hosts:
         raise ConfigError("give at least one --host: the name (or address) the communes' agents "
                           "use to reach this broker, e.g. --host linewatch.tinh.example")
-    ca_dir, broker_dir = Path(ca_dir), Path(broker_dir)
+    ca_dir, broker_dir = Path(ca_dir).resolve(), Path(broker_dir).resolve()  # openssl runs in other folders
     ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     broker_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     _give_to_mosquitto(broker_dir)
