@@ -22,6 +22,14 @@ Commands:
   run            run the collector (normally started by systemd)
   status         every site and line: last measurement, its age, agent online/offline
   check-config   check the collector config and the site registry
+
+Broker security (run as root on the province server; see README "Security"):
+  init-ca        once: the provincial CA, the broker's TLS certificate, the collector's
+                 broker login and the ACL
+  enrol          one agent: its broker password, the ACL, and a folder (agent.toml,
+                 agent.password, ca.crt) to hand to the commune
+  acl            regenerate the broker's ACL after editing the registry
+Then reload Mosquitto so it reads the new files: systemctl reload mosquitto (SIGHUP).
 """
 
 
@@ -37,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--lang", choices=("vi", "en"), default="vi", help="table language (default: vi)")
     sub.add_parser("check-config", help="validate config and registry, then exit")
+    _add_security_commands(sub)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -50,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         n_lines = sum(len(s.lines) for s in registry.sites.values())
         print(f"OK -- {len(registry.sites)} sites, {n_lines} lines in {cfg.registry_path}")
         return 0
+    if args.cmd in ("init-ca", "enrol", "acl"):
+        return security_command(args, cfg, registry)
     from .store import Store
 
     try:
@@ -88,6 +99,129 @@ def run(cfg: collector_config.CollectorConfig, registry, store) -> int:
     if sub.fatal:
         print(f"linewatch-collector: {sub.fatal}", file=sys.stderr)
         return 3
+    return 0
+
+
+RELOAD_HINT = ("Now reload Mosquitto so it reads the new files (existing connections stay up):\n"
+               "  systemctl reload mosquitto      (or: kill -HUP $(pidof mosquitto))\n"
+               "  Nạp lại Mosquitto: systemctl reload mosquitto")
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(par, 78) for par in text.split("\n\n"))
+
+
+def _add_security_commands(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser(
+        "init-ca", formatter_class=fmt, help="create the provincial CA, the broker certificate and the ACL",
+        description=_wrap("Run once on the province server, as root. Creates the provincial CA ([security] ca_dir; "
+                    "its ca.key is secret and stays on this server), (re)issues the broker's TLS certificate "
+                    "for the names agents use, gives the collector its own broker login and writes the ACL "
+                    "from the registry into [security] broker_dir, where deploy/server/mosquitto.conf "
+                    "expects them. Running it again keeps the CA (agents keep trusting it) and issues a "
+                    "fresh server certificate, e.g. after the server's name changed."))
+    p.add_argument("--host", action="append", default=[],
+                   help="a DNS name or IP address agents use to reach this broker (repeat for several; "
+                        "default: [security] broker_host)")
+    p.add_argument("--days", type=int, default=3650, help="CA lifetime in days (server certificate: at most 825)")
+    p = sub.add_parser(
+        "enrol", formatter_class=fmt, help="credentials + ready config folder for one agent",
+        description=_wrap("Enrol one agent of one commune, in one step: a random broker password (added to the "
+                    "broker's password file), the ACL regenerated from the registry, and a folder with "
+                    "agent.toml, agent.password and ca.crt to hand to the commune for "
+                    "`sudo deploy/agent/install.sh agent.toml`.\n\n"
+                    "The agent must already be listed in its site's `agents = [...]` in the registry: the "
+                    "registry decides who may write for which commune, and this command does not rewrite "
+                    "your hand-commented registry file (it tells you the exact line to add)."),
+        epilog="example:\n  linewatch-collector enrol --site 21583 --agent-id ag-21583-01 \\\n"
+               "      --broker-host linewatch.tinh.example --bind vnpt-fiber=192.168.1.10 \\\n"
+               "      --bind vnpt-tslcd=eth1 --out /root/enrol/ag-21583-01")
+    p.add_argument("--site", required=True, help="the site code in the registry, e.g. 21583")
+    p.add_argument("--agent-id", required=True, help="the agent's id, also its broker user name, e.g. ag-21583-01")
+    p.add_argument("--broker-host", help="the name agents use to reach the broker (must be in the server "
+                                         "certificate; default: [security] broker_host)")
+    p.add_argument("--broker-port", type=int, help="the broker's TLS port (default: [security] broker_port, 8883)")
+    p.add_argument("--out", required=True, help="folder to write agent.toml, agent.password, ca.crt into")
+    p.add_argument("--bind", action="append", default=[], metavar="LINE=ADDRESS|INTERFACE",
+                   help="how a line leaves the commune PC: the address its modem gave the PC, or an "
+                        "interface name (needed for every line when a site has more than one)")
+    p.add_argument("--target", action="append", default=[], metavar="LINE=TARGET",
+                   help="latency target of a line (repeat; default: 1.1.1.1 and dichvucong.gov.vn:443 for "
+                        "internet lines, the broker for TSLCD lines)")
+    p.add_argument("--install-dir", default="/etc/linewatch",
+                   help="where the files will be on the commune PC (default: %(default)s, as install.sh puts them)")
+    p.add_argument("--state-dir", default="/var/lib/linewatch-agent",
+                   help="the agent's outbox folder on the commune PC (default: %(default)s)")
+    p.add_argument("--replace", action="store_true",
+                   help="the agent already has a password: give it a new one (the old one stops working)")
+    sub.add_parser("acl", help="regenerate the broker's ACL from the registry",
+                   description="Rewrite [security] broker_dir/acl from the registry's `agents = [...]` lists "
+                               "(run after editing the registry), then reload Mosquitto.")
+
+
+def security_command(args, cfg: collector_config.CollectorConfig, registry) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from . import security
+
+    sec = cfg.security
+    collector_user = cfg.mqtt.username or "linewatch-collector"
+    try:
+        if args.cmd == "acl":
+            path = security.write_acl(registry, sec.broker_dir, collector_user)
+            n = sum(len(s.agents) for s in registry.sites.values())
+            print(f"ACL written: {path} ({n} agents in {len(registry.sites)} sites)")
+            print(RELOAD_HINT)
+            return 0
+        if args.cmd == "init-ca":
+            hosts = args.host or ([sec.broker_host] if sec.broker_host else [])
+            province = ",".join(sorted({s.province for s in registry.sites.values()}))
+            res = security.init_ca(sec.ca_dir, sec.broker_dir, hosts, province=province, days=args.days)
+            print(f"CA {'created' if res.ca_created else 'kept (already there)'}: {res.ca_cert} "
+                  f"(its key {Path(sec.ca_dir) / security.CA_KEY} is secret: keep it on this server, back it up)")
+            print(f"broker certificate for {', '.join(hosts)}: {res.server_cert}")
+            # The collector logs in like everyone else (allow_anonymous false everywhere).
+            doc = tomllib.loads(cfg.source.read_text()) if cfg.source else {}
+            pf = doc.get("mqtt", {}).get("password_file") or "collector.password"
+            pw_path = (cfg.source.parent if cfg.source else Path.cwd()) / pf
+            if security.ensure_collector_login(sec.broker_dir, collector_user, pw_path):
+                print(f"collector broker login {collector_user!r} created; its password is in {pw_path}")
+            if not (cfg.mqtt.username and doc.get("mqtt", {}).get("password_file")):
+                print(f"Add to [mqtt] of {cfg.source}:\n  username = \"{collector_user}\"\n"
+                      f"  password_file = \"{pf}\"")
+            print(f"ACL written: {security.write_acl(registry, sec.broker_dir, collector_user)}")
+            print("Now restart Mosquitto so it loads the new certificate, logins and ACL:\n"
+                  "  systemctl restart mosquitto\n  Khởi động lại Mosquitto: systemctl restart mosquitto")
+            return 0
+        host = args.broker_host or sec.broker_host
+        if not host:
+            raise ConfigError("say which name agents use to reach the broker: --broker-host NAME "
+                              "(or set [security] broker_host in the collector config)")
+        res = security.enrol(registry, site_code=args.site, agent_id=args.agent_id, broker_host=host,
+                             broker_port=args.broker_port or sec.broker_port, broker_dir=sec.broker_dir,
+                             out_dir=Path(args.out), collector_user=collector_user,
+                             install_dir=Path(args.install_dir), state_dir=args.state_dir,
+                             bind=args.bind, target=args.target, replace=args.replace)
+    except ConfigError as e:
+        print(f"linewatch-collector {args.cmd}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"linewatch-collector {args.cmd}: cannot write {e.filename}: {e.strerror} (run as root?)",
+              file=sys.stderr)
+        return 2
+    print(f"agent {res.agent_id} of {res.site.code} {res.site.name}: "
+          f"{'new password (the old one no longer works)' if res.replaced else 'enrolled'}")
+    print(f"  password file: {Path(sec.broker_dir) / security.PASSWORD_FILE}")
+    print(f"  ACL:           {res.acl_file}")
+    print(f"Hand this folder to the commune (it holds a password: USB stick or encrypted mail, not chat):")
+    print(f"  {res.out_dir}/  agent.toml  agent.password  ca.crt")
+    print("On the commune PC: sudo deploy/agent/install.sh agent.toml   (run from that folder's copy)")
+    print("  Gửi thư mục này cho xã; trên máy của xã chạy: sudo deploy/agent/install.sh agent.toml")
+    print(RELOAD_HINT)
     return 0
 
 

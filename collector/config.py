@@ -24,6 +24,16 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """[security]: where `init-ca`, `enrol` and `acl` keep the broker's security files."""
+
+    ca_dir: Path = Path("/etc/linewatch/ca")                # ca.key (secret, root only) + ca.crt
+    broker_dir: Path = Path("/etc/mosquitto/linewatch")     # what Mosquitto reads: certs, passwd, acl
+    broker_host: str | None = None                          # the name agents use to reach the broker
+    broker_port: int = 8883                                 # the broker's TLS listener for agents
+
+
+@dataclass(frozen=True)
 class CollectorConfig:
     registry_path: Path
     record_path: Path
@@ -32,6 +42,7 @@ class CollectorConfig:
     rollup_days: float = 400
     offline_after_s: float = 300
     source: Path | None = None
+    security: SecurityConfig = SecurityConfig()
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -67,5 +78,12 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
     s = root.table("status", f"{name} [status]")
     offline_after_s = s.num("offline_after_s", 300, ge=10)
     s.done()
+    sec = root.table("security", f"{name} [security]")
+    security = SecurityConfig(ca_dir=base / sec.str("ca_dir", str(SecurityConfig.ca_dir)),
+                              broker_dir=base / sec.str("broker_dir", str(SecurityConfig.broker_dir)),
+                              broker_host=sec.str("broker_host"),
+                              broker_port=sec.num("broker_port", 8883, ge=1, le=65535, integer=True))
+    sec.done()
     root.done()
-    return CollectorConfig(registry_path, record_path, mqtt, raw_days, rollup_days, offline_after_s, source)
+    return CollectorConfig(registry_path, record_path, mqtt, raw_days, rollup_days, offline_after_s, source,
+                           security)

@@ -13,20 +13,48 @@ from linewatch.collector.ingest import Ingestor
 from linewatch.collector.mqtt import Subscriber
 from linewatch.collector.store import Store
 
-from conftest import REGISTRY_TOML, ROOT, free_port, start_mosquitto, wait_for
+from conftest import REGISTRY_TOML, ROOT, free_port, start_mosquitto, wait_for, wait_port
 
 SHIPPED = (ROOT / "deploy/server/mosquitto.conf").read_text()
 
 
-def shipped_broker(tmp: Path):
-    """The shipped mosquitto.conf, moved to a free port and a private folder."""
-    port = free_port()
-    conf = re.sub(r"^listener 1883$", f"listener {port} 127.0.0.1", SHIPPED, flags=re.M)
+def shipped_broker(tmp: Path, secure: bool = False, registry_text: str = REGISTRY_TOML, extra_conf: str = ""):
+    """The shipped mosquitto.conf, moved to free ports and a private folder.
+
+    Both listeners move to 127.0.0.1 on free ports (``b.port``: the collector's plaintext one,
+    ``b.tls_port``: the agents' TLS one); the security files it names are generated into
+    ``b.files`` (``linewatch-collector init-ca`` / ``acl`` code, for 127.0.0.1 and localhost).
+    With ``secure=False`` (delivery tests with plain anonymous clients) the shipped
+    logins/ACL lines are swapped for ``allow_anonymous true``; every other setting is the
+    shipped one. ``secure=True`` runs the shipped file as it is, logins and ACL included
+    (tests/test_security.py)."""
+    import tomllib
+
+    from linewatch.collector import security
+
+    port, tls_port = free_port(), free_port()
+    files = tmp / "broker-files"
+    if not (files / security.SERVER_CERT).exists():  # a test may have made them with the CLI already
+        security.init_ca(tmp / "ca", files, ["127.0.0.1", "localhost"], province="52")
+    if not (files / security.ACL_FILE).exists():
+        security.write_acl(registry_mod.parse(tomllib.loads(registry_text)), files, "linewatch-collector")
+    if not (files / security.PASSWORD_FILE).exists():
+        security.PasswordFile(files / security.PASSWORD_FILE).save()
+    conf = re.sub(r"^listener 1883 127\.0\.0\.1$", f"listener {port} 127.0.0.1", SHIPPED, flags=re.M)
+    conf = re.sub(r"^listener 8883$", f"listener {tls_port} 127.0.0.1", conf, flags=re.M)
     conf = re.sub(r"^persistence_location .*$", f"persistence_location {tmp}/", conf, flags=re.M)
-    assert f"listener {port}" in conf
+    conf = conf.replace("/etc/mosquitto/linewatch/", f"{files}/")
+    if not secure:
+        conf = re.sub(r"^(password_file|acl_file|use_username_as_clientid) .*$", "", conf, flags=re.M)
+        conf = re.sub(r"^allow_anonymous false$", "allow_anonymous true", conf, flags=re.M)
+    assert f"listener {port} 127.0.0.1" in conf and f"listener {tls_port} 127.0.0.1" in conf
+    assert "/etc/" not in conf.replace("/etc/mosquitto/conf.d", "")
     b = start_mosquitto(tmp, port=port)
-    b.conf.write_text(conf + "\nuser root\nlog_dest stdout\n")
+    b.conf.write_text(conf + "\nuser root\nlog_dest stdout\n" + extra_conf)
     b.restart()
+    wait_port("127.0.0.1", tls_port)
+    b.tls_port = tls_port
+    b.files = files
     return b
 
 

@@ -12,6 +12,10 @@ python3 -m venv /opt/linewatch/venv
 /opt/linewatch/venv/bin/pip install -q "$SRC[agent]"
 install -d /etc/linewatch
 install -m 640 -g linewatch "$CONFIG" /etc/linewatch/agent.toml
+# From `linewatch-collector enrol`: the agent's broker password and the provincial CA, next to the config
+CDIR=$(cd "$(dirname "$CONFIG")" && pwd)
+[ -f "$CDIR/agent.password" ] && install -m 640 -g linewatch "$CDIR/agent.password" /etc/linewatch/agent.password
+[ -f "$CDIR/ca.crt" ] && install -m 644 "$CDIR/ca.crt" /etc/linewatch/ca.crt
 /opt/linewatch/venv/bin/linewatch-agent -c /etc/linewatch/agent.toml check-config
 install -m 644 "$SRC/deploy/agent/linewatch-agent.service" /etc/systemd/system/
 systemctl daemon-reload
