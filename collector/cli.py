@@ -217,7 +217,7 @@ def security_command(args, cfg: collector_config.CollectorConfig, registry) -> i
           f"{'new password (the old one no longer works)' if res.replaced else 'enrolled'}")
     print(f"  password file: {Path(sec.broker_dir) / security.PASSWORD_FILE}")
     print(f"  ACL:           {res.acl_file}")
-    print(f"Hand this folder to the commune (it holds a password: USB stick or encrypted mail, not chat):")
+    print("Hand this folder to the commune (it holds a password: USB stick or encrypted mail, not chat):")
     print(f"  {res.out_dir}/  agent.toml  agent.password  ca.crt")
     print("On the commune PC: sudo deploy/agent/install.sh agent.toml   (run from that folder's copy)")
     print("  Gửi thư mục này cho xã; trên máy của xã chạy: sudo deploy/agent/install.sh agent.toml")

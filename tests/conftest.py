@@ -231,3 +231,25 @@ def procs() -> Iterator[list[Proc]]:
     yield started
     for p in started:
         p.stop(signal.SIGKILL, 5)
+
+
+@pytest.fixture
+def collector(tmp_path, mosquitto):
+    """An in-process collector on the test broker, with its SQLite record."""
+    from linewatch.collector import config as collector_config
+    from linewatch.collector import registry as registry_mod
+    from linewatch.collector.ingest import Ingestor
+    from linewatch.collector.mqtt import Subscriber
+    from linewatch.collector.store import Store
+
+    reg_path = write_registry(tmp_path / "registry.toml")
+    (tmp_path / "collector.toml").write_text(collector_toml(reg_path, tmp_path / "record.sqlite3", mosquitto.port))
+    cfg = collector_config.load(tmp_path / "collector.toml")
+    store = Store(cfg.record_path)
+    sub = Subscriber(cfg.mqtt, Ingestor(store, registry_mod.load(cfg.registry_path)))
+    sub.start()
+    wait_for(sub.subscribed.is_set, 10, "collector to subscribe")
+    sub.config_path = tmp_path / "collector.toml"
+    yield sub
+    sub.stop()
+    store.close()

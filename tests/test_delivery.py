@@ -1,6 +1,5 @@
 """Delivery that loses nothing: sequence streams, gap records, a full disk, old messages."""
 import os
-import shutil
 import subprocess
 import time
 import tomllib

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from linewatch import wire
 from linewatch.collector import config as collector_config
@@ -20,22 +19,6 @@ from linewatch.collector.mqtt import Subscriber
 from linewatch.collector.store import Store
 
 from conftest import ROOT, agent_toml, collector_toml, spawn, wait_for, write_registry
-
-
-@pytest.fixture
-def collector(tmp_path, mosquitto):
-    """An in-process collector on the test broker, with its SQLite record."""
-    reg_path = write_registry(tmp_path / "registry.toml")
-    (tmp_path / "collector.toml").write_text(collector_toml(reg_path, tmp_path / "record.sqlite3", mosquitto.port))
-    cfg = collector_config.load(tmp_path / "collector.toml")
-    store = Store(cfg.record_path)
-    sub = Subscriber(cfg.mqtt, Ingestor(store, registry_mod.load(cfg.registry_path)))
-    sub.start()
-    wait_for(sub.connected.is_set, 10, "collector to connect")
-    sub.config_path = tmp_path / "collector.toml"
-    yield sub
-    sub.stop()
-    store.close()
 
 
 def start_agent(tmp_path: Path, port: int, procs, **kw):
