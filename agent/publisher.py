@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -16,7 +17,7 @@ import paho.mqtt.client as mqtt
 
 from linewatch import __version__, wire
 
-from .config import AgentConfig
+from .config import AgentConfig, MqttConfig
 from .outbox import Outbox
 
 log = logging.getLogger("linewatch.agent.mqtt")
@@ -25,8 +26,38 @@ EARLY_ACK_TTL_S = 5.0
 
 #: CONNACK reason codes that no amount of retrying will fix.
 FATAL_CONNACK = {134: "the broker refused this agent's user name or password",
-                 135: "the broker says this agent is not authorised",
+                 # Mosquitto answers a wrong password with 135 too
+                 135: "the broker refused this agent's user name or password, or it is not authorised",
                  133: "the broker refused this agent's id"}
+
+
+def diagnose(m: MqttConfig, timeout: float = 5.0) -> str:
+    """Why can we not connect? paho only says that we could not; a clerk needs to know
+    whether the line is down, the broker stopped, or the certificate is wrong."""
+    try:
+        addr = socket.getaddrinfo(m.host, m.port, type=socket.SOCK_STREAM)[0][4]
+    except OSError as e:
+        return f"the name {m.host} does not resolve ({e.strerror or e}): line down or DNS not working"
+    try:
+        raw = socket.create_connection(addr[:2], timeout=timeout)
+    except ConnectionRefusedError:
+        return "the server answers but nothing listens on that port (broker stopped, or wrong port)"
+    except (TimeoutError, socket.timeout):
+        return "no answer from the server (line down, or a firewall drops the traffic)"
+    except OSError as e:
+        return f"{e.strerror or e} (line down?)"
+    with raw:
+        if not m.tls:
+            return "the server accepts connections but the MQTT connection failed (is it really the broker?)"
+        ctx = ssl.create_default_context(cafile=m.ca_file) if m.ca_file else ssl.create_default_context()
+        try:
+            with ctx.wrap_socket(raw, server_hostname=m.host):
+                return "TLS works; the MQTT connection itself failed (broker overloaded?)"
+        except ssl.SSLCertVerificationError as e:
+            return (f"the broker's certificate is not trusted ({e.verify_message}): ca_file {m.ca_file} is not "
+                    f"the province's CA, or host {m.host!r} is not the name on the certificate")
+        except (ssl.SSLError, OSError) as e:
+            return f"TLS failed ({e}): is port {m.port} the broker's TLS port?"
 
 
 def status_message(cfg: AgentConfig, state: str) -> wire.Message:
@@ -138,9 +169,9 @@ class Publisher:
         now = time.monotonic()
         if now - self._last_fail_log > 60:
             self._last_fail_log = now
-            log.warning("cannot reach the collector's broker at %s:%s (line down or broker stopped); "
+            log.warning("cannot reach the collector's broker at %s:%s: %s; "
                         "%d measurements are kept on disk and will be sent when it is back",
-                        self.cfg.mqtt.host, self.cfg.mqtt.port, self.outbox.depth())
+                        self.cfg.mqtt.host, self.cfg.mqtt.port, diagnose(self.cfg.mqtt), self.outbox.depth())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected.is_set():

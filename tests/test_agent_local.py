@@ -115,3 +115,24 @@ def test_one_shot_probe_prints_a_table_and_json(tmp_path):
                         capture_output=True, text=True, cwd=ROOT, timeout=60)
     [result] = json.loads(js.stdout)
     assert result["line"] == "fiber" and result["data"]["received"] == 3
+
+
+def test_a_broken_connection_is_explained_in_plain_words(tmp_path):
+    from linewatch.agent.config import MqttConfig
+    from linewatch.agent.publisher import diagnose
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert "nothing listens on that port" in diagnose(MqttConfig(port=port))
+    assert "does not resolve" in diagnose(MqttConfig(host="broker.invalid"))
+    with socket.socket() as srv:  # a listener that is not a TLS server
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        import threading
+
+        def close_first():
+            c, _ = srv.accept()
+            c.close()
+        threading.Thread(target=close_first, daemon=True).start()
+        assert "TLS failed" in diagnose(MqttConfig(port=srv.getsockname()[1], tls=True))

@@ -383,6 +383,14 @@ def test_the_agent_trusts_only_the_provincial_ca_and_checks_the_broker_name(prov
     c2 = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t2")
     c2.tls_set(ca_certs=str(p.files / "ca.crt"), cert_reqs=ssl.CERT_REQUIRED)
     assert c2._ssl_context.check_hostname, "paho checks the broker's name against its certificate"
+    # and the agent's log says so in plain words instead of "cannot connect"
+    from linewatch.agent.config import MqttConfig
+    from linewatch.agent.publisher import diagnose
+
+    why = diagnose(MqttConfig(host="127.0.0.1", port=p.broker.tls_port, tls=True, ca_file=str(other.ca_cert)))
+    assert "the broker's certificate is not trusted" in why and str(other.ca_cert) in why
+    good = diagnose(MqttConfig(host="127.0.0.1", port=p.broker.tls_port, tls=True, ca_file=str(p.files / "ca.crt")))
+    assert good.startswith("TLS works")
 
 
 def test_an_agent_enrolled_with_the_enrol_command_connects_over_tls_and_its_measurements_reach_the_record(
