@@ -174,7 +174,7 @@ class Publisher:
                         self.cfg.mqtt.host, self.cfg.mqtt.port, diagnose(self.cfg.mqtt), self.outbox.depth())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stop.is_set():
             log.warning("disconnected from broker (%s); measurements keep going to disk", reason_code)
         self.connected.clear()
 

@@ -112,3 +112,46 @@ def test_a_full_disk_keeps_measurements_in_memory_and_saves_them_when_space_retu
     reopened = Outbox(tiny_disk / "outbox.sqlite3")  # now really on disk
     assert [p.seq for p in reopened.pending(300)] == list(range(3, 206))
     assert reopened.put(heartbeat).seq == 206
+
+
+def test_after_a_reconnect_live_results_go_before_the_rate_limited_backlog(tmp_path, mosquitto, collector):
+    import dataclasses
+    import textwrap
+
+    from linewatch.agent import config as agent_config
+    from linewatch.agent.publisher import Publisher
+    from faultkit import synthetic
+    from conftest import wait_for
+
+    cfg = agent_config.parse(tomllib.loads(textwrap.dedent(f"""\
+        [agent]
+        id = "ag-21583"
+        province = "52"
+        site = "21583"
+        state_dir = "{tmp_path / 'agent'}"
+        [mqtt]
+        port = {mosquitto.port}
+        [outbox]
+        drain_rate_per_s = 20
+        [[line]]
+        id = "fiber"
+        [line.latency]
+        targets = ["127.0.0.1"]
+        """)))
+    outbox = Outbox(cfg.state_dir / "outbox.sqlite3")
+    for _ in range(1000):  # measured while the line was down
+        outbox.put(lambda seq: synthetic(cfg, seq, outbox.stream))
+    pub = Publisher(cfg, outbox)
+    pub.start()
+    store = collector.ingestor.store
+    try:
+        wait_for(lambda: store.measurements("seq <= 1000"), 10, "the backlog to start draining")
+        live = outbox.put(lambda seq: synthetic(cfg, seq, outbox.stream))
+        pub.wake()
+        wait_for(lambda: store.measurements(f"seq = {live.seq}"), 10, "the live result")
+        backlog_done = len(store.measurements("seq <= 1000"))
+        assert backlog_done < 500, "the live result did not wait for the backlog"
+        assert pub.drain_rate_per_s == 20
+    finally:
+        pub.stop()
+        outbox.close()
