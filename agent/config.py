@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from linewatch import wire
-from linewatch.config import ConfigError, Section, load_toml
+from linewatch.config import ConfigError, MqttConnection, Section, load_toml, mqtt_fields
 
 from .probes import REGISTRY, LineBinding
 
@@ -15,14 +15,8 @@ EXAMPLE = Path(__file__).with_name("example-agent.toml")
 
 
 @dataclass(frozen=True)
-class MqttConfig:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    keepalive_s: int = 30
+class MqttConfig(MqttConnection):
+    pass
 
 
 @dataclass(frozen=True)
@@ -122,22 +116,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     a.done()
 
     m = root.table("mqtt", f"{name} [mqtt]")
-    password = m.str("password")
-    password_file = m.str("password_file")
-    if password_file:
-        try:
-            password = Path(password_file).read_text().strip()
-        except OSError as e:
-            raise ConfigError(f"{m.where}: password_file {password_file} cannot be read: {e.strerror}") from None
-    mqtt = MqttConfig(
-        host=m.str("host", "127.0.0.1"),
-        port=m.num("port", 1883, ge=1, le=65535, integer=True),
-        username=m.str("username"),
-        password=password,
-        tls=m.bool("tls", False),
-        ca_file=m.str("ca_file"),
-        keepalive_s=m.num("keepalive_s", 30, ge=5, le=3600, integer=True),
-    )
+    mqtt = MqttConfig(**mqtt_fields(m, source.parent if source else Path.cwd()))
     m.done()
 
     s = root.table("schedule", f"{name} [schedule]")

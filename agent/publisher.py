@@ -16,6 +16,7 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 
 from linewatch import __version__, wire
+from linewatch.mqttclient import connect_async, new_client
 
 from .config import AgentConfig, MqttConfig
 from .outbox import Outbox
@@ -93,15 +94,9 @@ class Publisher:
         self.published = 0
         self.backlog_sent = 0
 
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.agent_id, clean_session=False)
-        m = cfg.mqtt
-        if m.username:
-            c.username_pw_set(m.username, m.password)
-        if m.tls:
-            c.tls_set(ca_certs=m.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        c = new_client(cfg.mqtt, cfg.agent_id)
         offline = status_message(cfg, "offline")
         c.will_set(offline.topic, offline.to_json(), qos=1, retain=True)
-        c.reconnect_delay_set(1, 60)
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
@@ -111,9 +106,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        m = self.cfg.mqtt
-        self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
-        self.client.loop_start()
+        connect_async(self.client, self.cfg.mqtt)
         self._sender.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -6,19 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from linewatch import wire
-from linewatch.config import ConfigError, Section, load_toml
+from linewatch.config import ConfigError, MqttConnection, Section, load_toml, mqtt_fields
 
 EXAMPLE = Path(__file__).with_name("example-collector.toml")
 
 
 @dataclass(frozen=True)
-class BrokerConfig:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
+class BrokerConfig(MqttConnection):
     client_id: str = "linewatch-collector"
     province: str = "+"  # subscribe to one province's topics, or all
 
@@ -56,20 +50,11 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
     registry_path = base / root.str("registry", "registry.toml")
     record_path = base / root.str("record", "/var/lib/linewatch/record.sqlite3")
     m = root.table("mqtt", f"{name} [mqtt]")
-    password = m.str("password")
-    if pf := m.str("password_file"):
-        try:
-            password = (base / pf).read_text().strip()
-        except OSError as e:
-            raise ConfigError(f"{m.where}: password_file {pf} cannot be read: {e.strerror}") from None
     province = m.str("province", "+")
     if province != "+" and not wire.PROVINCE_RE.match(province):
         raise ConfigError(f"{m.where}: province must be a 2-digit code or \"+\" for all")
-    ca = m.str("ca_file")
-    mqtt = BrokerConfig(host=m.str("host", "127.0.0.1"), port=m.num("port", 1883, ge=1, le=65535, integer=True),
-                        username=m.str("username"), password=password, tls=m.bool("tls", False),
-                        ca_file=str(base / ca) if ca else None,
-                        client_id=m.str("client_id", "linewatch-collector"), province=province)
+    mqtt = BrokerConfig(**mqtt_fields(m, base), client_id=m.str("client_id", "linewatch-collector"),
+                        province=province)
     m.done()
     r = root.table("retention", f"{name} [retention]")
     raw_days = r.num("raw_days", 45, ge=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import queue
 import sqlite3
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from linewatch import wire
+from linewatch.mqttclient import connect_async, new_client
 
 from .config import BrokerConfig
 from .ingest import Ingestor
@@ -44,13 +44,7 @@ class Subscriber:
         self.stats = {"stored": 0, "duplicate": 0, "rejected": 0, "status": 0}
         self._q: "queue.Queue[_Incoming]" = queue.Queue()
         self._stop = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=False,
-                        manual_ack=True)
-        if cfg.username:
-            c.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls:
-            c.tls_set(ca_certs=cfg.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        c.reconnect_delay_set(1, 30)
+        c = new_client(cfg, cfg.client_id, manual_ack=True, max_reconnect_delay_s=30)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -59,8 +53,7 @@ class Subscriber:
         self._writer = threading.Thread(target=self._write_loop, name="record-writer", daemon=True)
 
     def start(self) -> None:
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
-        self.client.loop_start()
+        connect_async(self.client, self.cfg)
         self._writer.start()
 
     def stop(self) -> None:

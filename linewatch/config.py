@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -105,3 +106,32 @@ class Section:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise ConfigError(f"{self.where}: unknown setting(s) {', '.join(unknown)} (misspelt?)")
+
+
+@dataclass(frozen=True)
+class MqttConnection:
+    """How to reach the MQTT broker; shared by the agent's [mqtt] and the collector's [mqtt]."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive_s: int = 30
+
+
+def mqtt_fields(m: Section, base: Path) -> dict[str, Any]:
+    """Read the connection settings of an [mqtt] table. Relative file names are relative to
+    the config file's folder, so a folder made by `enrol` works wherever it is copied."""
+    password = m.str("password")
+    if pf := m.str("password_file"):
+        try:
+            password = (base / pf).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{m.where}: password_file {base / pf} cannot be read: {e.strerror}") from None
+    ca = m.str("ca_file")
+    return dict(host=m.str("host", "127.0.0.1"), port=m.num("port", 1883, ge=1, le=65535, integer=True),
+                username=m.str("username"), password=password, tls=m.bool("tls", False),
+                ca_file=str(base / ca) if ca else None,
+                keepalive_s=m.num("keepalive_s", 30, ge=5, le=3600, integer=True))

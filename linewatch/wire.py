@@ -304,18 +304,7 @@ def check_data(kind: str, data: Any, ok: bool) -> None:
     schema = SCHEMAS.get(kind)
     if schema is None:
         raise MalformedMessage("unknown_kind", f"no schema for kind {kind!r}")
-    if not isinstance(data, dict):
-        raise MalformedMessage("bad_field", "data must be an object")
-    for name in data:
-        if name not in schema:
-            raise MalformedMessage("unknown_field", f"{kind}.data has unknown field {name!r}")
-    for name, spec in schema.items():
-        value = data.get(name)
-        if value is None:
-            if spec.optional:
-                continue
-            raise MalformedMessage("missing_field", f"{kind}.data.{name} is required")
-        _check_value(f"{kind}.data.{name}", value, spec)
+    _check_entry(f"{kind}.data", data, schema)
     if (inner := INNER_CHECKS.get(kind)) is not None:
         inner(data, ok)
 

@@ -90,12 +90,13 @@ class Rig:
                           log)
         self.procs.append(self.agent)
 
-    def wait_stored(self, n: int, timeout: float = 60) -> None:
+    def wait_stored(self, n: int) -> None:
+        timeout = 30 + 2 * n / self.rate  # the load produces `rate` results per second
         wait_for(lambda: stored(self.record) >= n, timeout, f"{n} results in the record", step=0.2)
 
     def finish(self, name: str, timeout: float = 120):
         assert self.agent is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout + self.count / self.rate
         while self.agent.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert self.agent.proc.returncode == 0, self.agent.output()
