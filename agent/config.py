@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     jitter_pct = s.num("jitter_pct", 10.0, ge=0, le=50)
     s.done()
 
-    lines = tuple(_parse_line(raw, i, name) for i, raw in enumerate(root.tables("line")))
+    lines = tuple(_parse_line(raw, i, name, state_dir) for i, raw in enumerate(root.tables("line")))
     root.done()
     if not lines:
         raise ConfigError(f"{name}: no [[line]] configured: add one block per internet/TSLCD line")
@@ -118,7 +118,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     return AgentConfig(agent_id, province, site, state_dir, mqtt, lines, heartbeat_s, jitter_pct, source)
 
 
-def _parse_line(raw: Any, index: int, name: str) -> LineConfig:
+def _parse_line(raw: Any, index: int, name: str, state_dir: Path) -> LineConfig:
     sec = Section(raw, f"{name} [[line]] #{index + 1}")
     line_id = sec.str("id", required=True)
     sec.where = f"{name} line {line_id!r}"
@@ -140,7 +140,10 @@ def _parse_line(raw: Any, index: int, name: str) -> LineConfig:
             raise ConfigError(f"{sec.where}: unknown setting or probe {key!r} "
                               f"(probes: {', '.join(sorted(REGISTRY))})")
         sec.seen.add(key)
-        probes[key] = probe.parse_config(Section(value, f"{sec.where} [{key}]"))
+        pcfg = probe.parse_config(Section(value, f"{sec.where} [{key}]"))
+        if getattr(pcfg, "state_dir", False) is None:  # probes that keep state (data budget) use [agent] state_dir
+            pcfg = replace(pcfg, state_dir=state_dir)
+        probes[key] = pcfg
     sec.done()
     if not probes:
         raise ConfigError(f"{sec.where}: no probe configured (add e.g. [line.latency] with targets)")

@@ -1,0 +1,161 @@
+"""Pure throughput arithmetic for the bandwidth probe (no sockets here).
+
+* :func:`steady_rate` -- rate after the warm-up, from cumulative byte samples;
+* :func:`is_stable` -- has the rate settled (so the test may stop early)?
+* :func:`parse_iperf3` -- summary of one ``iperf3 --json`` run;
+* :class:`Budget` arithmetic and :func:`slot_for_day` for the randomised schedule.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+#: One sample: (seconds since the transfer started, cumulative payload bytes moved).
+Sample = tuple[float, int]
+
+
+def mbps(nbytes: float, seconds: float) -> float:
+    return nbytes * 8 / seconds / 1e6 if seconds > 0 else 0.0
+
+
+def _bytes_at(samples: list[Sample], t: float) -> float:
+    """Cumulative bytes at time ``t``, linearly interpolated between samples."""
+    if t <= samples[0][0]:
+        return samples[0][1]
+    for (t0, b0), (t1, b1) in zip(samples, samples[1:]):
+        if t0 <= t <= t1:
+            return b0 if t1 == t0 else b0 + (b1 - b0) * (t - t0) / (t1 - t0)
+    return samples[-1][1]
+
+
+def window_rates(samples: list[Sample], start_s: float, window_s: float) -> list[float]:
+    """Mbit/s over consecutive windows of ``window_s`` from ``start_s`` to the last sample."""
+    if not samples:
+        return []
+    out = []
+    t = start_s
+    while t + window_s <= samples[-1][0] + 1e-9:
+        out.append(mbps(_bytes_at(samples, t + window_s) - _bytes_at(samples, t), window_s))
+        t += window_s
+    return out
+
+
+def steady_rate(samples: list[Sample], warmup_s: float) -> tuple[float, float] | None:
+    """(Mbit/s, measured seconds) over everything after the warm-up, or None if the
+    transfer did not last past the warm-up. Slow start and the shaper's initial burst
+    both fall in the warm-up, so they neither lower nor inflate the figure."""
+    if not samples or samples[-1][0] <= warmup_s:
+        return None
+    end_t, end_b = samples[-1]
+    span = end_t - warmup_s
+    return mbps(end_b - _bytes_at(samples, warmup_s), span), span
+
+
+def is_stable(samples: list[Sample], warmup_s: float, window_s: float = 0.5, windows: int = 4,
+              tolerance: float = 0.04) -> bool:
+    """True when the last ``windows`` windows after the warm-up each lie within
+    ``tolerance`` of their mean: more seconds would not change the answer, only cost bytes."""
+    rates = window_rates(samples, warmup_s, window_s)
+    if len(rates) < windows:
+        return False
+    last = rates[-windows:]
+    mean = statistics.fmean(last)
+    return mean > 0 and all(abs(r - mean) <= tolerance * mean for r in last)
+
+
+# ----------------------------------------------------------------------------- iperf3
+@dataclass(frozen=True)
+class IperfRun:
+    mbps: float  # at the receiver, warm-up (--omit) excluded
+    bytes: int  # everything that crossed the line, warm-up included (what the budget pays)
+    duration_s: float
+    streams: int
+    reverse: bool  # True: server sent, i.e. a download for the agent
+
+
+class IperfError(Exception):
+    pass
+
+
+def parse_iperf3(text: str) -> IperfRun:
+    """Summarise ``iperf3 --json`` output, or raise :class:`IperfError` with iperf3's reason."""
+    try:
+        doc: dict[str, Any] = json.loads(text)
+    except ValueError:
+        raise IperfError(f"iperf3 printed no JSON: {text.strip()[:200]!r}") from None
+    if doc.get("error"):
+        raise IperfError(f"iperf3: {doc['error']}")
+    start = doc.get("start", {})
+    end = doc.get("end", {})
+    received = end.get("sum_received")
+    if not received:
+        raise IperfError("iperf3 result has no end.sum_received (test interrupted?)")
+    test = start.get("test_start", {})
+    nbytes = sum(int(iv["sum"]["bytes"]) for iv in doc.get("intervals", []))
+    nbytes = max(nbytes, int(end.get("sum_sent", {}).get("bytes", 0)))
+    return IperfRun(mbps=float(received["bits_per_second"]) / 1e6, bytes=nbytes,
+                    duration_s=float(received.get("seconds", 0.0)),
+                    streams=int(test.get("num_streams", len(end.get("streams", [])) or 1)),
+                    reverse=bool(test.get("reverse", 0)))
+
+
+# ----------------------------------------------------------------------------- budget
+def month_key(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    month: str
+    used_bytes: int
+
+    def remaining(self, budget_bytes: int, today: date) -> int:
+        used = self.used_bytes if self.month == month_key(today) else 0
+        return max(0, budget_bytes - used)
+
+    def add(self, nbytes: int, today: date) -> "BudgetState":
+        m = month_key(today)
+        return BudgetState(m, (self.used_bytes if self.month == m else 0) + nbytes)
+
+
+# ----------------------------------------------------------------------------- schedule
+@dataclass(frozen=True)
+class Window:
+    start: time
+    end: time  # may be before start: the window runs past midnight
+
+    @classmethod
+    def parse(cls, text: str) -> "Window":
+        try:
+            a, b = (part.strip() for part in text.split("-"))
+            return cls(time.fromisoformat(a), time.fromisoformat(b))
+        except ValueError:
+            raise ValueError(f"window {text!r} must look like \"01:00-05:00\" (local time, 24 h)") from None
+
+    def length(self) -> timedelta:
+        d = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start)
+        return d if d > timedelta(0) else d + timedelta(days=1)
+
+
+def slot_for_day(day: date, window: Window, seed: str) -> datetime:
+    """The moment inside ``window`` that starts on ``day`` when this line tests. Random
+    per line and per day (seeded, so a restart keeps the same slot) so that 150
+    communes spread over the window instead of all hitting the server at its start."""
+    rnd = random.Random(hashlib.sha256(f"{seed}/{day.isoformat()}".encode()).digest())
+    return datetime.combine(day, window.start) + timedelta(seconds=rnd.uniform(0, window.length().total_seconds()))
+
+
+def due_slot(now: datetime, window: Window, seed: str, last_run: datetime | None) -> datetime | None:
+    """The slot that should run now (it has passed, it is still within its window and it
+    has not run yet), else None. ``now`` and ``last_run`` are naive local times."""
+    for day in (now.date() - timedelta(days=1), now.date()):
+        slot = slot_for_day(day, window, seed)
+        window_end = datetime.combine(day, window.start) + window.length()
+        if slot <= now < window_end and (last_run is None or last_run < slot):
+            return slot
+    return None
