@@ -56,16 +56,24 @@ def steady_rate(samples: list[Sample], warmup_s: float) -> tuple[float, float] |
     return mbps(end_b - _bytes_at(samples, warmup_s), span), span
 
 
-def is_stable(samples: list[Sample], warmup_s: float, window_s: float = 0.5, windows: int = 4,
-              tolerance: float = 0.04) -> bool:
-    """True when the last ``windows`` windows after the warm-up each lie within
-    ``tolerance`` of their mean: more seconds would not change the answer, only cost bytes."""
-    rates = window_rates(samples, warmup_s, window_s)
-    if len(rates) < windows:
+def is_stable(samples: list[Sample], warmup_s: float, min_span_s: float = 2.0, hold_s: float = 1.0,
+              tolerance: float = 0.01) -> bool:
+    """True when the rate since the warm-up has stopped moving: over the last ``hold_s`` it
+    stayed within ``tolerance`` of its mean, after at least ``min_span_s`` of measuring.
+    More seconds would then not change the answer, only cost the commune data.
+
+    The *cumulative* rate is tested, not short windows: 0.5 s windows swing by +/-15 %
+    while TCP recovers from losses at a shaper, and four calm windows in a row happen
+    by chance long before the average has settled."""
+    if not samples or samples[-1][0] - warmup_s < min_span_s:
         return False
-    last = rates[-windows:]
-    mean = statistics.fmean(last)
-    return mean > 0 and all(abs(r - mean) <= tolerance * mean for r in last)
+    end = samples[-1][0]
+    rates = [r[0] for t, b in samples if t >= end - hold_s and t - warmup_s >= min_span_s / 2
+             if (r := steady_rate([s for s in samples if s[0] <= t], warmup_s))]
+    if len(rates) < 3:
+        return False
+    mean = statistics.fmean(rates)
+    return mean > 0 and (max(rates) - min(rates)) <= 2 * tolerance * mean
 
 
 # ----------------------------------------------------------------------------- iperf3
