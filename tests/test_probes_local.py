@@ -270,6 +270,11 @@ def test_a_settled_rate_is_stable_and_a_still_climbing_one_is_not():
     assert not tp.is_stable(steady[:25], warmup_s=1.0), "needs min_span_s of measuring first"
     climbing = [(t / 10, int(t * t * 12_500)) for t in range(0, 46)]
     assert not tp.is_stable(climbing, warmup_s=1.0)
+    # the sender stalled for 0.4 s just after the warm-up: the average still carries it
+    stalled = [(t / 10, (t - min(4, max(0, t - 12))) * 125_000) for t in range(0, 46)]
+    assert not tp.is_stable(stalled, warmup_s=1.0)
+    later = [(t / 10, (t - min(4, max(0, t - 12))) * 125_000) for t in range(0, 200)]
+    assert tp.is_stable(later, warmup_s=1.0), "once the stall is a small part of the span, it may stop"
 
 
 def test_iperf3_json_recorded_on_a_20_mbit_tbf_link_is_summarised():

@@ -65,7 +65,7 @@ def steady_rate(samples: list[Sample], warmup_s: float) -> tuple[float, float] |
     return max(0.0, slope) * 8 / 1e6, pts[-1][0] - pts[0][0]
 
 
-def is_stable(samples: list[Sample], warmup_s: float, min_span_s: float = 2.0, hold_s: float = 1.0,
+def is_stable(samples: list[Sample], warmup_s: float, min_span_s: float = 2.5, hold_s: float = 1.0,
               tolerance: float = 0.01) -> bool:
     """True when the rate since the warm-up has stopped moving: over the last ``hold_s`` it
     stayed within ``tolerance`` of its mean, after at least ``min_span_s`` of measuring.
@@ -82,7 +82,12 @@ def is_stable(samples: list[Sample], warmup_s: float, min_span_s: float = 2.0, h
     if len(rates) < 3:
         return False
     mean = statistics.fmean(rates)
-    return mean > 0 and (max(rates) - min(rates)) <= 2 * tolerance * mean
+    if mean <= 0 or (max(rates) - min(rates)) > 2 * tolerance * mean:
+        return False
+    # and the second half alone says the same as the whole: a stall or a burst early in
+    # the measurement has not been averaged away yet when they disagree
+    half = steady_rate(samples, warmup_s + (end - warmup_s) / 2)
+    return half is not None and abs(half[0] - rates[-1]) <= 2 * tolerance * rates[-1]
 
 
 # ----------------------------------------------------------------------------- iperf3
