@@ -21,7 +21,7 @@ def lab(tmp_path):
     lab.close()
 
 
-def bw_line(line_id: str, src: str | None, method: str, target: str, extra: str = "") -> str:
+def bw_line(line_id: str, src: str | None, method: str, target: str, max_duration_s: float = 5) -> str:
     bind = f'source_address = "{src}"' if src else ""
     return f"""
 [[line]]
@@ -31,10 +31,9 @@ id = "{line_id}"
   method = "{method}"
   target = "{target}"
   streams = 4
-  max_duration_s = 5
+  max_duration_s = {max_duration_s}
   warmup_s = 2
   monthly_budget_mb = 100000
-  {extra}
 """
 
 
@@ -47,8 +46,9 @@ def office_and_server(lab: Lab, mbit: float):
     return office, server, lab.addr(1, 2), lab.addr(1, 1)
 
 
-def measure(lab: Lab, office: str, src: str, method: str, target: str, line: str = "l1") -> dict:
-    cfg = agent_config(lab.tmp / "state", bw_line(line, src, method, target))
+def measure(lab: Lab, office: str, src: str, method: str, target: str, line: str = "l1",
+            max_duration_s: float = 5) -> dict:
+    cfg = agent_config(lab.tmp / "state", bw_line(line, src, method, target, max_duration_s))
     [r] = lab.probe(office, cfg, line, "bandwidth")
     assert r["line"] == line and r["kind"] == "bandwidth"
     assert r["ok"], f"{method} failed: {r['error_code']}: {r['error']}"
@@ -58,14 +58,16 @@ def measure(lab: Lab, office: str, src: str, method: str, target: str, line: str
 def check_against_iperf3(lab: Lab, mbit: float) -> None:
     office, server, src, srv = office_and_server(lab, mbit)
     lab.iperf3_server(server)
-    ref = measure(lab, office, src, "iperf3", f"{srv}:5201")
-    ours = measure(lab, office, src, "linewatch", f"http://{srv}:8090")
+    # 6 s after the 2 s warm-up: over 3 s, iperf3 itself strayed up to 9 % from the
+    # link's true payload rate on this busy 2-core machine (kernel backlog lumps)
+    ref = measure(lab, office, src, "iperf3", f"{srv}:5201", max_duration_s=8)
+    ours = measure(lab, office, src, "linewatch", f"http://{srv}:8090", max_duration_s=8)
     for key in ("download_mbps", "upload_mbps"):
         assert 0.85 * mbit < ref[key] <= 1.1 * mbit, f"iperf3 {key}={ref[key]} does not look like a {mbit} Mbit/s link"
         ratio = ours[key] / ref[key]
         assert abs(ratio - 1) <= 0.05, f"{key}: linewatch {ours[key]} vs iperf3 {ref[key]} at {mbit} Mbit/s"
     assert ours["method"] == "linewatch" and ours["streams"] == 4 and ours["warmup_s"] == 2
-    assert 0 < ours["duration_s"] <= 2 * 5 + 3 and ours["bytes"] > 0
+    assert 0 < ours["duration_s"] <= 2 * 8 + 3 and ours["bytes"] > 0
     # the bytes charged are what the link can carry in the time the test ran, not more
     assert ours["bytes"] <= mbit * 1e6 / 8 * ours["duration_s"] * 1.02
 
@@ -109,7 +111,8 @@ def test_each_line_of_a_two_line_office_is_measured_over_its_own_shaped_line(lab
         assert r["data"]["source"] == f"source {lab.addr(list(rates).index(name) + 1, 2)}"
     for name, mbit in rates.items():
         for key in ("download_mbps", "upload_mbps"):
-            assert 0.85 * mbit <= got[name][key] <= 1.0 * mbit, f"line {name} ({mbit} Mbit/s) measured {got[name]}"
+            # each line's own rate (payload is ~95.6 % of a tbf rate), far from the other line's
+            assert 0.85 * mbit <= got[name][key] <= 1.05 * mbit, f"line {name} ({mbit} Mbit/s) measured {got[name]}"
     [r] = lab.probe(office, cfg, "unplugged", "bandwidth")
     assert not r["ok"] and r["error_code"] == "line_unbound" and "10.254.254.254" in r["error"]
     assert r["data"]["bytes"] == 0 and "download_mbps" not in r["data"], "no other line measured in its place"

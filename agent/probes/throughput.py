@@ -45,24 +45,30 @@ def window_rates(samples: list[Sample], start_s: float, window_s: float) -> list
     return out
 
 
-def steady_rate(samples: list[Sample], warmup_s: float) -> tuple[float, float] | None:
+def steady_rate(samples: list[Sample], warmup_s: float, min_pair_s: float = 1.0,
+                max_points: int = 80) -> tuple[float, float] | None:
     """(Mbit/s, measured seconds) after the warm-up, or None if the transfer did not last
     past the warm-up. Slow start and the shaper's initial burst fall in the warm-up, so
     they neither lower nor inflate the figure.
 
-    The rate is the least-squares slope of cumulative bytes over time, not (last - first)
-    / time: on a busy PC packets wait in the kernel's backlog for tens of ms and then
-    arrive in a lump, so any single sample may lag; a two-point difference inherits the
-    lag of both ends (we saw +8 % over 3 s), a slope over every sample averages it out."""
+    The rate is the median of the slopes between every two samples at least
+    ``min_pair_s`` apart (Theil-Sen), not (last - first) / time: on a busy PC packets
+    wait in the kernel's backlog for tens of ms and then arrive in a lump, so any sample
+    may lag, the last one included. A two-point difference inherits the lag of both ends
+    (we saw +8 % over 3 s); the median of many slopes ignores the few that straddle a lump."""
     pts = [(t, b) for t, b in samples if t >= warmup_s]
     if len(pts) < 3 or pts[-1][0] - pts[0][0] <= 0:
         return None
-    n = len(pts)
-    mt = sum(t for t, _ in pts) / n
-    mb = sum(b for _, b in pts) / n
-    var = sum((t - mt) ** 2 for t, _ in pts)
-    slope = sum((t - mt) * (b - mb) for t, b in pts) / var  # bytes per second
-    return max(0.0, slope) * 8 / 1e6, pts[-1][0] - pts[0][0]
+    span = pts[-1][0] - pts[0][0]
+    if len(pts) > max_points:  # thin evenly, always keeping the last sample
+        step = len(pts) / max_points
+        pts = [pts[int(i * step)] for i in range(max_points - 1)] + [pts[-1]]
+    gap = min(min_pair_s, span / 2)
+    slopes = [(b2 - b1) / (t2 - t1) for i, (t1, b1) in enumerate(pts) for t2, b2 in pts[i + 1:]
+              if t2 - t1 >= gap]
+    if not slopes:
+        return None
+    return max(0.0, statistics.median(slopes)) * 8 / 1e6, span
 
 
 def is_stable(samples: list[Sample], warmup_s: float, min_span_s: float = 2.5, hold_s: float = 1.0,
