@@ -226,6 +226,10 @@ def test_probe_tables_parse_from_the_agent_config_and_typos_are_named(tmp_path):
     cfg = agent_config.parse(doc)
     b = cfg.lines[0].probes["bandwidth"]
     assert b.state_dir == tmp_path and b.window == tp.Window.parse("01:00-05:00") and b.streams == 4
+    every = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201", "window": ""}, "x"))
+    assert every.window is None, 'window = "" runs every interval_s'
+    nightly = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201"}, "x"))
+    assert nightly.window == tp.Window.parse("01:00-05:00"), "by default once a night, not every interval"
     bad = [({"method": "linewatch", "target": "10.52.0.5"}, "must be the speed server's address"),
            ({"method": "iperf3", "target": "10.52.0.5"}, "HOST:PORT of an iperf3 server"),
            ({"method": "linewatch", "target": "http://x:1", "window": "1-5"}, "must look like \"01:00-05:00\""),

@@ -108,7 +108,8 @@ class BandwidthProbe(Probe):
             if not host or not port.isdigit():
                 raise ConfigError(f"{sec.where}: target {target!r} must be HOST:PORT of an iperf3 server, "
                                   f"e.g. \"10.52.0.5:5201\"")
-        window = sec.str("window")
+        # default: once a day at a random time in the small hours; "" = every interval_s
+        window = sec.str("window", "01:00-05:00")
         try:
             parsed_window = tp.Window.parse(window) if window else None
         except ValueError as e:
