@@ -362,9 +362,11 @@ def test_a_full_speed_server_answers_busy_and_the_agent_reports_it(speedserver):
     time.sleep(0.3)
     cfg = bw.BandwidthConfig(method="linewatch", target=f"http://127.0.0.1:{port}", streams=1, state_dir=None)
     r = valid(bw.run_test(LINE, cfg))
+    assert not r.ok and r.error_code == "transfer_failed" and "busy" in r.error
+    with pytest.raises(bw.TestFailed, match="busy"):
+        bw.transfer(LINE, "127.0.0.1", port, "/lw/upload", True, cfg, 10**9)
     for s in hogs:
         s.close()
-    assert not r.ok and r.error_code == "transfer_failed" and "busy" in r.error
 
 
 def test_the_speed_server_serves_speedtest_mini_paths():

@@ -216,6 +216,15 @@ def _read_head(sock: socket.socket) -> tuple[int, bytes]:
         raise ConnectionError(f"answer is not HTTP: {head[:60]!r}") from None
 
 
+def _refused_as_busy(sock: socket.socket) -> bool:
+    """After a failed upload send: did the server answer 503 before closing on us?"""
+    try:
+        sock.settimeout(0.5)
+        return sock.recv(64, socket.MSG_PEEK).startswith(b"HTTP/1.1 503")
+    except OSError:
+        return False
+
+
 def _describe_connect_error(e: OSError, host: str, port: int, timeout: float) -> str:
     if isinstance(e, ConnectionRefusedError):
         return f"nothing listens on {host}:{port} (is linewatch-speedserver running there?)"
@@ -285,6 +294,11 @@ def transfer(line: LineBinding, host: str, port: int, path: str, upload: bool, c
                         counts[i] += sock.send(block[:min(len(block), per_stream - counts[i])])
                     except (TimeoutError, socket.timeout):
                         continue
+                    except OSError:
+                        if _refused_as_busy(sock):
+                            raise ConnectionError("speed server busy (too many tests at once); "
+                                                  "will retry next time") from None
+                        raise
             else:
                 sock.sendall(f"GET {path}?bytes={per_stream} HTTP/1.1\r\nHost: {host}\r\n"
                              f"Connection: close\r\n\r\n".encode())
