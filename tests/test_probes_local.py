@@ -383,3 +383,27 @@ def test_the_speed_server_serves_speedtest_mini_paths():
         srv.shutdown()
         srv.server_close()
 
+
+
+def test_the_agent_skips_bandwidth_rounds_outside_the_window_and_runs_them_without_one(tmp_path):
+    from linewatch.agent.runner import Agent
+
+    soon = datetime.now() + timedelta(hours=2)  # a one-minute window two hours from now: not due
+    window = f"{soon:%H:%M}-{soon + timedelta(minutes=1):%H:%M}"
+    port = free_port()  # nothing listens: a run gives an 'unreachable' measurement at once
+
+    def agent_for(window: str) -> Agent:
+        return Agent(agent_config.parse({
+            "agent": {"id": "ag-1", "province": "52", "site": "21583", "state_dir": str(tmp_path / window)},
+            "line": [{"id": "fiber", "source_address": "127.0.0.9",
+                      "bandwidth": {"method": "linewatch", "target": f"http://127.0.0.1:{port}", "window": window}}]}))
+
+    for window, expected in ((window, 0), ("", 1)):
+        agent = agent_for(window)
+        try:
+            line = agent.cfg.lines[0]
+            agent._probe_job(line, "bandwidth", line.probes["bandwidth"])()
+            assert agent.outbox.depth() == expected and agent.probe_errors == 0, f"window {window!r}"
+        finally:
+            agent.scheduler.stop()
+            agent.outbox.close()
