@@ -151,14 +151,28 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _figures(r: Result) -> str | None:
+    """The headline numbers of the non-latency kinds, for the clerk reading the table."""
+    d = r.data
+    if r.kind == "bandwidth" and ("download_mbps" in d or "upload_mbps" in d):
+        return (f"down {_fmt(d.get('download_mbps'))} / up {_fmt(d.get('upload_mbps'))} Mbit/s, "
+                f"{d.get('bytes', 0) / 1e6:.1f} MB")
+    if r.kind == "dns" and "resolve_ms" in d:
+        return f"{d['resolve_ms']:.1f} ms {d.get('rcode', '')}"
+    if r.kind == "http" and "status_code" in d:
+        return f"HTTP {d['status_code']}, first byte {_fmt(d.get('ttfb_ms'))} ms"
+    return None
+
+
 def format_table(results: list[Result]) -> str:
-    headers = ["line", "kind", "target", "method", "loss %", "median ms", "p95 ms", "jitter ms", "result"]
+    headers = ["line", "kind", "target", "method", "loss %", "median ms", "p95 ms", "jitter ms", "figures", "result"]
     rows = []
     for r in results:
         d = r.data
         verdict = "OK" if r.ok else f"FAIL {r.error_code}: {r.error}"
-        rows.append([r.line or "-", r.kind, d.get("target"), d.get("method"), d.get("loss_pct"),
-                     d.get("rtt_median_ms"), d.get("rtt_p95_ms"), d.get("jitter_ms"), verdict])
+        target = d.get("target") or d.get("url") or (f"{d['name']} @ {d['resolver']}" if "resolver" in d else None)
+        rows.append([r.line or "-", r.kind, target, d.get("method"), d.get("loss_pct"),
+                     d.get("rtt_median_ms"), d.get("rtt_p95_ms"), d.get("jitter_ms"), _figures(r), verdict])
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]

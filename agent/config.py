@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
 
     lan = _parse_lan(root.table("lan", f"{name} [lan]")) if "lan" in doc else None
     inventory = _parse_inventory(root.table("inventory", f"{name} [inventory]"))
-    lines = tuple(_parse_line(raw, i, name) for i, raw in enumerate(root.tables("line")))
+    lines = tuple(_parse_line(raw, i, name, state_dir) for i, raw in enumerate(root.tables("line")))
     root.done()
     if not lines:
         raise ConfigError(f"{name}: no [[line]] configured: add one block per internet/TSLCD line")
@@ -187,7 +187,7 @@ def _parse_inventory(sec: Section) -> InventoryConfig | None:
     return cfg if enabled else None
 
 
-def _parse_line(raw: Any, index: int, name: str) -> LineConfig:
+def _parse_line(raw: Any, index: int, name: str, state_dir: Path) -> LineConfig:
     sec = Section(raw, f"{name} [[line]] #{index + 1}")
     line_id = sec.str("id", required=True)
     sec.where = f"{name} line {line_id!r}"
@@ -209,7 +209,10 @@ def _parse_line(raw: Any, index: int, name: str) -> LineConfig:
             raise ConfigError(f"{sec.where}: unknown setting or probe {key!r} "
                               f"(probes: {', '.join(sorted(REGISTRY))})")
         sec.seen.add(key)
-        probes[key] = probe.parse_config(Section(value, f"{sec.where} [{key}]"))
+        pcfg = probe.parse_config(Section(value, f"{sec.where} [{key}]"))
+        if getattr(pcfg, "state_dir", False) is None:  # probes that keep state (data budget) use [agent] state_dir
+            pcfg = replace(pcfg, state_dir=state_dir)
+        probes[key] = pcfg
     sec.done()
     if not probes:
         raise ConfigError(f"{sec.where}: no probe configured (add e.g. [line.latency] with targets)")

@@ -105,6 +105,8 @@ class Agent:
     def _probe_job(self, line: LineConfig, name: str, pcfg: object) -> Callable[[], None]:
         def job() -> None:
             try:
+                if not REGISTRY[name].due(line.binding, pcfg):
+                    return
                 results = REGISTRY[name].run(line.binding, pcfg)
             except Exception as e:  # a broken probe is logged and counted; the others go on
                 self.probe_errors += 1

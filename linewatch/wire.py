@@ -115,6 +115,42 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "jitter_ms": Num(0, 60_000, optional=True),
         "source": Str(optional=True),
     },
+    "bandwidth": {
+        "method": Str(choices=("linewatch", "speedtest", "speedtest-mini", "iperf3")),
+        "target": Str(),
+        "streams": Num(1, 64, integer=True),
+        "duration_s": Num(0, 3600),
+        "bytes": Num(0, 10**12, integer=True),  # everything moved, warm-up included (budget)
+        # a failed test may still carry the direction that worked
+        "download_mbps": Num(0, 100_000, optional=True),
+        "upload_mbps": Num(0, 100_000, optional=True),
+        "warmup_s": Num(0, 60, optional=True),
+        "stopped_by": Str(max_len=40, optional=True),  # stable | time | bytes | server, per direction
+        "budget_left_mb": Num(0, 10**9, optional=True),
+        "source": Str(optional=True),
+    },
+    "dns": {
+        "resolver": Str(max_len=64),
+        "name": Str(max_len=253),
+        "qtype": Str(choices=("A", "AAAA")),
+        "resolve_ms": Num(0, 60_000, optional=True),  # absent when no answer came
+        "rcode": Str(max_len=16, optional=True),  # NOERROR, NXDOMAIN, SERVFAIL, ...
+        "answers": Num(0, 1000, integer=True, optional=True),
+        "addresses": Obj(optional=True),
+        "attempts": Num(0, 100, integer=True),
+        "source": Str(optional=True),
+    },
+    "http": {
+        "url": Str(max_len=512),
+        "status_code": Num(100, 599, integer=True, optional=True),
+        "dns_ms": Num(0, 60_000, optional=True),
+        "connect_ms": Num(0, 60_000, optional=True),
+        "tls_ms": Num(0, 60_000, optional=True),
+        "ttfb_ms": Num(0, 600_000, optional=True),  # request sent -> first byte of the answer
+        "total_ms": Num(0, 600_000, optional=True),
+        "bytes": Num(0, 10**10, integer=True, optional=True),
+        "source": Str(optional=True),
+    },
     "heartbeat": {
         "version": Str(max_len=32),
         "uptime_s": Num(0, 10 * 365 * 86400),

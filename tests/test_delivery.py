@@ -115,7 +115,6 @@ def test_a_full_disk_keeps_measurements_in_memory_and_saves_them_when_space_retu
 
 
 def test_after_a_reconnect_live_results_go_before_the_rate_limited_backlog(tmp_path, mosquitto, collector):
-    import dataclasses
     import textwrap
 
     from linewatch.agent import config as agent_config

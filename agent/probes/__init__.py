@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from .base import LineBinding, LineUnbound, Probe, Result
+from .bandwidth import BandwidthProbe
+from .dns import DnsProbe
+from .http import HttpProbe
 from .latency import LatencyProbe
 
-REGISTRY: dict[str, Probe] = {p.name: p for p in (LatencyProbe(),)}
+REGISTRY: dict[str, Probe] = {p.name: p for p in (LatencyProbe(), BandwidthProbe(), DnsProbe(), HttpProbe())}
 
 __all__ = ["REGISTRY", "LineBinding", "LineUnbound", "Probe", "Result"]

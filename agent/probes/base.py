@@ -81,3 +81,8 @@ class Probe:
 
     def run(self, line: LineBinding, cfg: Any) -> list[Result]:
         raise NotImplementedError
+
+    def due(self, line: LineBinding, cfg: Any) -> bool:
+        """Whether a scheduled round should run now. Probes with their own calendar (the
+        bandwidth test's daily window) say no between their slots; manual runs ignore it."""
+        return True
