@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# the `lab` fixture of the shaped-link namespace lab (bandwidth and loss tests)
+pytest_plugins = ["linklab"]
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 

@@ -154,3 +154,12 @@ def agent_config(state_dir: Path, lines: str) -> str:
         [mqtt]
         host = "127.0.0.1"
         """) + textwrap.dedent(lines)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A fresh lab for one test, always torn down (skips with the reason where namespaces cannot be made)."""
+    require_netns()
+    made = Lab(tmp_path)
+    yield made
+    made.close()

@@ -8,17 +8,9 @@ import sys
 
 import pytest
 
-from linklab import Lab, agent_config, require_netns
+from linklab import Lab, agent_config
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def lab(tmp_path):
-    require_netns()
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def bw_line(line_id: str, src: str | None, method: str, target: str, max_duration_s: float = 5) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MOSQUITTO, REGISTRY_TOML, ROOT, wait_for, wait_port  # noqa: F401
+from conftest import MOSQUITTO, REGISTRY_TOML, ROOT, wait_for
 from netlab import IP, Lab, netns_unavailable
 
 pytestmark = pytest.mark.netns

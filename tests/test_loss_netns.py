@@ -6,17 +6,9 @@ import json
 
 import pytest
 
-from linklab import Lab, agent_config, require_netns
+from linklab import Lab, agent_config
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def lab(tmp_path):
-    require_netns()
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 @pytest.fixture
