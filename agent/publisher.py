@@ -70,12 +70,12 @@ def status_message(cfg: AgentConfig, state: str) -> wire.Message:
 
 class Publisher:
     def __init__(self, cfg: AgentConfig, outbox: Outbox, max_inflight: int = 100,
-                 drain_rate_per_s: float | None = None, on_fatal: Callable[[str], None] | None = None):
+                 on_fatal: Callable[[str], None] | None = None):
         self.cfg = cfg
         self.outbox = outbox
         self.max_inflight = max_inflight
         # messages per second for the backlog (0 = unlimited)
-        self.drain_rate_per_s = cfg.outbox.drain_rate_per_s if drain_rate_per_s is None else drain_rate_per_s
+        self.drain_rate_per_s = cfg.outbox.drain_rate_per_s
         self.on_fatal = on_fatal
         self.connected = threading.Event()
         self.fatal: str | None = None
@@ -91,8 +91,6 @@ class Publisher:
         self._inflight: dict[int, float] = {}  # seq -> when published
         self._last_fail_log = 0.0
         self._live_from = 0  # messages with seq above this were measured since the last connect
-        self.published = 0
-        self.backlog_sent = 0
 
         c = new_client(cfg.mqtt, cfg.agent_id)
         offline = status_message(cfg, "offline")
@@ -210,7 +208,6 @@ class Publisher:
             with self._maplock:
                 for s in seqs:
                     self._inflight.pop(s, None)
-            self.published += len(seqs)
 
     def _publish_rows(self, rows) -> int:
         sent = 0
@@ -265,6 +262,5 @@ class Publisher:
                 continue
             n = self._publish_rows(self.outbox.pending(quota, exclude, max_seq=live_from))
             tokens -= n
-            self.backlog_sent += n
             if n == quota:
                 self._wake.set()  # more may be waiting

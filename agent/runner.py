@@ -109,9 +109,7 @@ class Agent:
                     return
                 results = REGISTRY[name].run(line.binding, pcfg)
             except Exception as e:  # a broken probe is logged and counted; the others go on
-                self.probe_errors += 1
-                self.last_probe_error = f"{line.id}/{name}: {type(e).__name__}: {e}"
-                log.exception("probe %s on line %s crashed", name, line.id)
+                self._crashed(f"{line.id}/{name}", e)
                 return
             for r in results:
                 self.record(r)
@@ -122,10 +120,14 @@ class Agent:
             try:
                 job(self.record)
             except Exception as e:  # counted and reported like a crashed probe
-                self.probe_errors += 1
-                self.last_probe_error = f"{name}: {type(e).__name__}: {e}"
-                log.exception("agent job %s crashed", name)
+                self._crashed(name, e)
         return run
+
+    def _crashed(self, job: str, e: Exception) -> None:
+        """A bug, not a line problem: counted and named in the next heartbeat."""
+        self.probe_errors += 1
+        self.last_probe_error = f"{job}: {type(e).__name__}: {e}"
+        log.exception("%s crashed", job)
 
     def record(self, r: Result) -> wire.Message:
         """Give a result its sequence number and store it durably, then wake the sender."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import textwrap
 import time
 import tomllib
 from pathlib import Path
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def run(n: int, rate: float) -> tuple[float, float]:
-    from conftest import REGISTRY_TOML, free_port, wait_for
+    from conftest import REGISTRY_TOML, agent_toml, free_port, wait_for
     from faultkit import synthetic
     from test_deploy import shipped_broker
 
@@ -38,21 +37,7 @@ def run(n: int, rate: float) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cfg = agent_config.parse(tomllib.loads(textwrap.dedent(f"""\
-            [agent]
-            id = "ag-21583"
-            province = "52"
-            site = "21583"
-            state_dir = "{tmp / 'agent'}"
-            [mqtt]
-            port = {free_port()}
-            [outbox]
-            drain_rate_per_s = {rate}
-            [[line]]
-            id = "fiber"
-            [line.latency]
-            targets = ["127.0.0.1"]
-            """)))
+        cfg = agent_config.parse(tomllib.loads(agent_toml(tmp / "agent", free_port(), drain_rate_per_s=rate)))
         outbox = Outbox(cfg.state_dir / "outbox.sqlite3")
         t0 = time.monotonic()
         for _ in range(n):

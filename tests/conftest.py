@@ -159,31 +159,20 @@ def write_registry(path: Path, text: str = REGISTRY_TOML) -> Path:
 
 def agent_toml(state_dir: Path, port: int, *, agent_id: str = "ag-21583", site: str = "21583",
                interval_s: float = 5, heartbeat_s: float = 2, targets: str = '["127.0.0.1"]',
-               keepalive_s: int = 5, extra_line: str = "", mqtt_extra: str = "") -> str:
-    return textwrap.dedent(f"""\
-        [agent]
-        id = "{agent_id}"
-        province = "52"
-        site = "{site}"
-        state_dir = "{state_dir}"
-        [mqtt]
-        host = "127.0.0.1"
-        port = {port}
-        keepalive_s = {keepalive_s}
-        {mqtt_extra}
-        [schedule]
-        heartbeat_s = {heartbeat_s}
-        jitter_pct = 0
-        [[line]]
-        id = "fiber"
-        {extra_line}
-        [line.latency]
-        targets = {targets}
-        interval_s = {interval_s}
-        count = 3
-        spacing_ms = 20
-        timeout_s = 1
-        """)
+               keepalive_s: int = 5, extra_line: str = "", mqtt_extra: str = "", host: str = "127.0.0.1",
+               drain_rate_per_s: float | None = None) -> str:
+    """An agent config for tests: one line "fiber" with a fast latency probe."""
+    outbox = f"[outbox]\ndrain_rate_per_s = {drain_rate_per_s}" if drain_rate_per_s is not None else ""
+    lines = [
+        "[agent]", f'id = "{agent_id}"', 'province = "52"', f'site = "{site}"', f'state_dir = "{state_dir}"',
+        "[mqtt]", f'host = "{host}"', f"port = {port}", f"keepalive_s = {keepalive_s}", mqtt_extra,
+        "[schedule]", f"heartbeat_s = {heartbeat_s}", "jitter_pct = 0",
+        outbox,
+        "[[line]]", 'id = "fiber"', extra_line,
+        "[line.latency]", f"targets = {targets}", f"interval_s = {interval_s}", "count = 3", "spacing_ms = 20",
+        "timeout_s = 1",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def collector_toml(registry: Path, record: Path, port: int, client_id: str = "collector-test") -> str:

@@ -115,28 +115,12 @@ def test_a_full_disk_keeps_measurements_in_memory_and_saves_them_when_space_retu
 
 
 def test_after_a_reconnect_live_results_go_before_the_rate_limited_backlog(tmp_path, mosquitto, collector):
-    import textwrap
-
     from linewatch.agent import config as agent_config
     from linewatch.agent.publisher import Publisher
     from faultkit import synthetic
-    from conftest import wait_for
+    from conftest import agent_toml, wait_for
 
-    cfg = agent_config.parse(tomllib.loads(textwrap.dedent(f"""\
-        [agent]
-        id = "ag-21583"
-        province = "52"
-        site = "21583"
-        state_dir = "{tmp_path / 'agent'}"
-        [mqtt]
-        port = {mosquitto.port}
-        [outbox]
-        drain_rate_per_s = 20
-        [[line]]
-        id = "fiber"
-        [line.latency]
-        targets = ["127.0.0.1"]
-        """)))
+    cfg = agent_config.parse(tomllib.loads(agent_toml(tmp_path / "agent", mosquitto.port, drain_rate_per_s=20)))
     outbox = Outbox(cfg.state_dir / "outbox.sqlite3")
     for _ in range(1000):  # measured while the line was down
         outbox.put(lambda seq: synthetic(cfg, seq, outbox.stream))

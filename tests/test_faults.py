@@ -9,14 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Proc, collector_toml, free_port, spawn, start_mosquitto, wait_for, write_registry
+from conftest import ROOT, Proc, agent_toml, collector_toml, free_port, spawn, start_mosquitto, wait_for, write_registry
 from faultkit import tally
 
 AGENT = "ag-21583"
@@ -50,23 +49,8 @@ class Rig:
         self.collector_cfg.write_text(collector_toml(reg, self.record, self.broker.port, client_id="linewatch-collector"))
         self.agent_cfg = tmp / "agent.toml"
         agent_port = port if broker_host != "127.0.0.1" else self.broker.port
-        self.agent_cfg.write_text(textwrap.dedent(f"""\
-            [agent]
-            id = "{AGENT}"
-            province = "52"
-            site = "21583"
-            state_dir = "{tmp / 'agent-state'}"
-            [mqtt]
-            host = "{broker_host}"
-            port = {agent_port}
-            keepalive_s = {keepalive_s}
-            [outbox]
-            drain_rate_per_s = 0
-            [[line]]
-            id = "fiber"
-            [line.latency]
-            targets = ["127.0.0.1"]
-            """))
+        self.agent_cfg.write_text(agent_toml(tmp / "agent-state", agent_port, agent_id=AGENT, host=broker_host,
+                                             keepalive_s=keepalive_s, drain_rate_per_s=0))
         self.collector: Proc | None = None
         self.agent: Proc | None = None
         self.runs = 0
