@@ -15,6 +15,7 @@ EXAMPLE = Path(__file__).with_name("example-collector.toml")
 class BrokerConfig(MqttConnection):
     client_id: str = "linewatch-collector"
     province: str = "+"  # subscribe to one province's topics, or all
+    shared_group: str | None = None  # several collectors share the traffic: $share/<group>/...
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,9 @@ class SecurityConfig:
 @dataclass(frozen=True)
 class CollectorConfig:
     registry_path: Path
-    record_path: Path
+    record: str  # a file path (SQLite), sqlite:///path or postgresql://user:password@host:port/db
     mqtt: BrokerConfig
-    raw_days: float = 45
+    raw_days: float = 62
     rollup_days: float = 400
     offline_after_s: float = 300
     source: Path | None = None
@@ -48,16 +49,26 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
     base = source.parent if source else Path.cwd()
     root = Section(doc, name)
     registry_path = base / root.str("registry", "registry.toml")
-    record_path = base / root.str("record", "/var/lib/linewatch/record.sqlite3")
+    record = root.str("record", "/var/lib/linewatch/record.sqlite3")
+    if "://" not in record:
+        record = str(base / record)
+    elif not record.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(f"{name}: record = {record.split('://')[0]}://... is not supported: use a file path, "
+                          f"sqlite:///path or postgresql://user:password@host:port/database")
     m = root.table("mqtt", f"{name} [mqtt]")
     province = m.str("province", "+")
     if province != "+" and not wire.PROVINCE_RE.match(province):
         raise ConfigError(f"{m.where}: province must be a 2-digit code or \"+\" for all")
+    shared_group = m.str("shared_group")
+    if shared_group is not None and not wire.ID_RE.match(shared_group):
+        raise ConfigError(f"{m.where}: shared_group must be a short name of a-z, 0-9, '-', '_' or '.', "
+                          f"got {shared_group!r}")
     mqtt = BrokerConfig(**mqtt_fields(m, base), client_id=m.str("client_id", "linewatch-collector"),
-                        province=province)
+                        province=province, shared_group=shared_group)
     m.done()
     r = root.table("retention", f"{name} [retention]")
-    raw_days = r.num("raw_days", 45, ge=1)
+    # at least the agent outbox's maximum age (60 days): a backlog delivered late is still kept raw
+    raw_days = r.num("raw_days", 62, ge=1)
     rollup_days = r.num("rollup_days", 400, ge=raw_days)
     r.done()
     s = root.table("status", f"{name} [status]")
@@ -70,5 +81,5 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
                               broker_port=sec.num("broker_port", 8883, ge=1, le=65535, integer=True))
     sec.done()
     root.done()
-    return CollectorConfig(registry_path, record_path, mqtt, raw_days, rollup_days, offline_after_s, source,
+    return CollectorConfig(registry_path, record, mqtt, raw_days, rollup_days, offline_after_s, source,
                            security)

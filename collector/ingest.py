@@ -1,32 +1,58 @@
-"""From MQTT message to record: validate against the wire contract and the registry,
-then store. No MQTT here, so it is tested with plain bytes."""
+"""From MQTT message to record: validate against the wire contract and the registry, then
+store -- and make sure no single message can stop that.
+
+A batch is first written in one go. If anything in it raises (a bug, a value the database
+cannot hold), the batch is rolled back and written again message by message, each in its own
+savepoint: the message that fails is quarantined (kept in ``rejects`` with its reason,
+counted) and acknowledged like the others, so the broker never hands it back. Only
+:class:`RecordUnavailable` (database down, disk full) leaves the whole batch unacknowledged.
+No MQTT here, so it is tested with plain bytes.
+"""
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 from linewatch import wire
 
-from . import inventory
+from .record import Batch, Record, RecordUnavailable
+from .record.types import Heartbeat
 from .registry import Registry
-from .store import Store
 
 log = logging.getLogger("linewatch.collector.ingest")
+
+#: A message that makes the database itself fail this many times in a row is quarantined,
+#: so "unavailable" cannot become a loop when the cause is the message after all.
+MAX_STRIKES = 3
+#: The only kinds the contract publishes retained (the agent's online/offline and last will).
+RETAIN_KINDS = getattr(wire, "RETAIN_KINDS", ("status",))
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    received_at: float
+    retained: bool = False
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # "stored" | "duplicate" | "rejected" | "status"
+    status: str  # stored | duplicate | rejected | quarantined | status | ignored
     reason: str | None = None
     detail: str | None = None
+    pos: int | None = None
 
 
 class Ingestor:
-    def __init__(self, store: Store, registry: Registry):
-        self.store = store
+    def __init__(self, record: Record, registry: Registry):
+        self.record = record
         self.registry = registry
-        self._last_reject_log: dict[str, float] = {}
+        self._last_log: dict[str, float] = {}
+        self._strikes: dict[bytes, int] = {}
 
     def check_registry(self, m: wire.Message) -> None:
         site = self.registry.site(m.site)
@@ -40,49 +66,94 @@ class Ingestor:
         if m.line is not None and site.line(m.line) is None:
             raise wire.MalformedMessage("unknown_line", f"site {m.site} has no line {m.line!r} in the registry")
 
-    def handle(self, topic: str, payload: bytes, received_at: float | None = None) -> Outcome:
-        """Validate and store one message. Must be called inside ``store.transaction()``."""
-        received_at = received_at or time.time()
+    # -- batches ---------------------------------------------------------------------
+    def store(self, items: Sequence[Incoming]) -> list[Outcome]:
+        """Store a batch; one outcome per message, every one of them safe to acknowledge.
+        Raises RecordUnavailable when nothing could be written (acknowledge nothing)."""
         try:
-            m = wire.parse_message(topic, payload)
+            with self.record.batch() as b:
+                outcomes = []
+                for it in items:
+                    with b.message():
+                        outcomes.append(self._one(b, it))
+                return outcomes
+        except RecordUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - one message must not stop the collector
+            self._log("batch", "a message broke a batch of %d (%s: %s); storing them one by one",
+                      len(items), type(e).__name__, e)
+        with self.record.batch(careful=True) as b:
+            return [self._isolated(b, it) for it in items]
+
+    def _isolated(self, b: Batch, it: Incoming) -> Outcome:
+        try:
+            with b.message():
+                return self._one(b, it)
+        except Exception as e:  # noqa: BLE001
+            if b.rec._b.unavailable(e):
+                key = hashlib.sha256(it.topic.encode("utf-8", "replace") + b"\0" + it.payload).digest()
+                if len(self._strikes) > 1000:
+                    self._strikes.clear()
+                self._strikes[key] = self._strikes.get(key, 0) + 1
+                if self._strikes[key] < MAX_STRIKES:
+                    raise RecordUnavailable(str(e)) from e
+            detail = f"{type(e).__name__}: {e}"
+            self._log("quarantined", "quarantined a message on %s that could not be stored (%s); it is kept in the "
+                                     "rejects table and the rest of its batch is stored", it.topic, detail)
+            with b.message():
+                b.reject(it.topic, "quarantined", detail, it.payload, it.received_at)
+            return Outcome("quarantined", "quarantined", detail)
+
+    # -- one message -----------------------------------------------------------------
+    def _one(self, b: Batch, it: Incoming) -> Outcome:
+        if not it.payload:
+            # an empty payload clears a retained message (the collector's own clean-up)
+            b.count("ignored.empty")
+            return Outcome("ignored", "empty")
+        try:
+            m = wire.parse_message(it.topic, it.payload)
             self.check_registry(m)
+            if it.retained and m.kind not in RETAIN_KINDS:
+                raise wire.MalformedMessage("retained", f"{m.kind} messages must not be retained (only "
+                                                        f"{', '.join(RETAIN_KINDS)}); cleared at the broker")
         except wire.MalformedMessage as e:
-            self.store.insert_reject(topic, e.reason, e.detail, payload, received_at)
-            self._log_reject(topic, e)
+            b.reject(it.topic, e.reason, e.detail, it.payload, it.received_at)
+            self._log(e.reason, "rejected message on %s: %s (further '%s' rejects this minute are only counted)",
+                      it.topic, e, e.reason)
             return Outcome("rejected", e.reason, e.detail)
         if m.kind == "status":
-            # Retained status and LWT: not sequenced. They share one topic per agent, so the
-            # broker delivers them in order and the last one received is the current state.
-            # (The LWT's own timestamp is when it was *set*, at connect, so it cannot be used.)
-            self.store.touch_agent(m, received_at)
-            self.store.db.execute(
-                "UPDATE agents SET state = ?, state_at = ?, version = coalesce(?, version) WHERE agent_id = ?",
-                (m.data["state"], received_at, m.data.get("version"), m.agent_id))
+            # Retained status and last will: not sequenced; one topic per agent, so the broker
+            # delivers them in order and the last one received is the current state. (The
+            # LWT's own timestamp is when it was *set*, at connect, so it cannot be used.)
+            b.agent_status(m, it.received_at, m.data["state"], m.data.get("version"))
+            b.count("stored.status")
             return Outcome("status")
-        stored = self.store.insert_measurement(m, received_at)
-        if m.kind == "heartbeat" and self.store.newer_heartbeat(m):
-            # A heartbeat replayed from the outbox after an outage gives a stale clock offset;
-            # the next live one corrects it, because only the newest heartbeat counts.
+        pos = b.add_message(m, it.received_at)
+        if m.kind == "heartbeat":
             d = m.data
-            offset = wire.parse_time(d["clock_utc"]).timestamp() - received_at
-            self.store.touch_agent(m, received_at, version=d["version"], hostname=d.get("hostname"),
-                                   uptime_s=d["uptime_s"], queue_depth=d["queue_depth"],
-                                   queue_dropped=d["queue_dropped"], probe_errors=d["probe_errors"],
-                                   clock_offset_s=round(offset, 3), heartbeat_at=m.measured_at.timestamp(),
-                                   last_probe_error=d.get("last_probe_error"))
-        else:
-            self.store.touch_agent(m, received_at)
-        if stored.id is None:
+            offset = wire.parse_time(d["clock_utc"]).timestamp() - it.received_at
+            b.heartbeat(m, it.received_at, Heartbeat(
+                version=d["version"], hostname=d.get("hostname"), uptime_s=d["uptime_s"],
+                queue_depth=d["queue_depth"], queue_dropped=d["queue_dropped"], probe_errors=d["probe_errors"],
+                last_probe_error=d.get("last_probe_error"), clock_offset_s=round(offset, 3),
+                heartbeat_at=m.measured_at.timestamp()))
+        if pos is None:
             return Outcome("duplicate")
-        if m.kind in ("lan", "inventory"):
-            inventory.apply(self.store, m)
-        self.store.bump(f"stored.{m.kind}")
-        return Outcome("stored")
+        if m.kind == "lan":
+            b.apply_lan(m, pos)
+        elif m.kind == "inventory":
+            b.apply_inventory(m)
+        b.count(f"stored.{m.kind}")
+        return Outcome("stored", pos=pos)
 
-    def _log_reject(self, topic: str, e: wire.MalformedMessage) -> None:
+    def handle(self, topic: str, payload: bytes, received_at: float | None = None,
+               retained: bool = False) -> Outcome:
+        """One message in a batch of its own (tests, tools)."""
+        return self.store([Incoming(topic, payload, received_at or time.time(), retained)])[0]
+
+    def _log(self, key: str, fmt: str, *args) -> None:
         # One line per reason per minute: a flood of garbage must not flood the log.
         now = time.monotonic()
-        if now - self._last_reject_log.get(e.reason, -1e9) > 60:
-            self._last_reject_log[e.reason] = now
-            log.warning("rejected message on %s: %s (further '%s' rejects this minute are only counted)",
-                        topic, e, e.reason)
+        if now - self._last_log.get(key, -1e9) > 60:
+            self._last_log[key] = now
+            log.warning(fmt, *args)

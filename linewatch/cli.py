@@ -78,7 +78,8 @@ def up_command(args: argparse.Namespace) -> int:
     from .collector import status as status_mod
     from .collector.ingest import Ingestor
     from .collector.mqtt import Subscriber
-    from .collector.store import Store
+    from .collector.maintenance import Maintenance
+    from .collector.record import RecordConfigError, open_record
     from .embedded import BrokerError, EmbeddedBroker
 
     home = Path(args.dir).resolve()
@@ -98,9 +99,13 @@ def up_command(args: argparse.Namespace) -> int:
         print(f"linewatch: {e}", file=sys.stderr)
         return 2
     print(f"linewatch: embedded MQTT broker on 127.0.0.1:{args.port}; files in {home}", flush=True)
-    store = Store(ccfg.record_path)
-    collector = Subscriber(ccfg.mqtt, Ingestor(store, registry),
-                           maintenance=lambda: store.rollup_and_prune(ccfg.raw_days, ccfg.rollup_days))
+    try:
+        store = open_record(ccfg.record)
+    except RecordConfigError as e:
+        broker.stop()
+        print(f"linewatch: {e}", file=sys.stderr)
+        return 2
+    collector = Subscriber(ccfg.mqtt, Ingestor(store, registry), maintenance=Maintenance(store, ccfg))
     collector.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -112,7 +117,7 @@ def up_command(args: argparse.Namespace) -> int:
         agent_thread.start()
     deadline = time.monotonic() + args.duration if args.duration else None
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not collector.died.is_set():
             if stop.wait(args.refresh):
                 break
             rows = status_mod.build(registry, store, ccfg.offline_after_s)
@@ -133,6 +138,9 @@ def up_command(args: argparse.Namespace) -> int:
     collector.stop()
     store.close()
     broker.stop()
+    if collector.fatal:
+        print(f"linewatch: {collector.fatal}", file=sys.stderr)
+        return 4
     print("linewatch: stopped cleanly", flush=True)
     return 0
 

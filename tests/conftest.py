@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # the `lab` fixture of the shaped-link namespace lab (bandwidth and loss tests)
-pytest_plugins = ["linklab"]
+pytest_plugins = ["linklab", "pgfixture"]
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
@@ -231,12 +231,12 @@ def collector(tmp_path, mosquitto):
     from linewatch.collector import registry as registry_mod
     from linewatch.collector.ingest import Ingestor
     from linewatch.collector.mqtt import Subscriber
-    from linewatch.collector.store import Store
+    from linewatch.collector.record import open_record
 
     reg_path = write_registry(tmp_path / "registry.toml")
     (tmp_path / "collector.toml").write_text(collector_toml(reg_path, tmp_path / "record.sqlite3", mosquitto.port))
     cfg = collector_config.load(tmp_path / "collector.toml")
-    store = Store(cfg.record_path)
+    store = open_record(cfg.record)
     sub = Subscriber(cfg.mqtt, Ingestor(store, registry_mod.load(cfg.registry_path)))
     sub.start()
     wait_for(sub.subscribed.is_set, 10, "collector to subscribe")

@@ -1,0 +1,206 @@
+"""Typed values that cross the record's boundary. No SQL crosses it, only these."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Kinds of feed events that are not agent messages but facts the collector derived.
+AGENT_STATE = "agent_state"  # body: {state: online|offline|silent, previous, province}
+LAN_HOST = "lan_host"        # body: {change: appeared|gone, mac, ip, device_class, vendor, name}
+DERIVED_KINDS = (AGENT_STATE, LAN_HOST)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the record's feed, in order of ``pos``.
+
+    Agent messages (latency, bandwidth, dns, http, heartbeat, lan, inventory) carry their
+    ``agent_id``/``stream``/``seq``; derived events (agent_state, lan_host) have ``seq`` None
+    and their facts in ``data``. ``at`` is when it happened (``measured_at`` for a
+    measurement), UTC seconds since the epoch."""
+
+    pos: int
+    kind: str
+    agent_id: str
+    site: str
+    line: str | None
+    at: float
+    received_at: float
+    ok: bool
+    data: dict[str, Any]
+    stream: str | None = None
+    seq: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+    @property
+    def is_message(self) -> bool:
+        return self.seq is not None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to read. Every field narrows; None means any."""
+
+    kind: str | tuple[str, ...] | None = None
+    agent_id: str | None = None
+    site: str | None = None
+    line: str | None = None
+    seq_min: int | None = None
+    seq_max: int | None = None
+    ok: bool | None = None
+    at_from: float | None = None
+    at_to: float | None = None  # exclusive
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    province: str
+    site: str
+    state: str  # online | offline | unknown (what the agent/broker last said)
+    state_at: float | None
+    last_seen_at: float | None
+    feed_state: str | None  # the last state written to the feed: online | offline | silent
+    version: str | None = None
+    hostname: str | None = None
+    uptime_s: float | None = None
+    queue_depth: int | None = None
+    queue_dropped: int | None = None
+    probe_errors: int | None = None
+    last_probe_error: str | None = None
+    heartbeat_at: float | None = None
+    clock_offset_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    version: str
+    hostname: str | None
+    uptime_s: float
+    queue_depth: int
+    queue_dropped: int
+    probe_errors: int
+    last_probe_error: str | None
+    clock_offset_s: float
+    heartbeat_at: float
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Sequence numbers of one agent stream that never arrived (between two that did)."""
+
+    agent_id: str
+    stream: str
+    first_missing: int
+    last_missing: int
+    count: int
+
+
+@dataclass(frozen=True)
+class SeqSummary:
+    """Per agent: messages missing between what arrived, and jumps too large to be loss
+    (a counter reset or a hostile number), counted apart so they never inflate 'missing'."""
+
+    agent_id: str
+    missing: int
+    jumps: int
+    streams: int
+
+
+@dataclass(frozen=True)
+class Reject:
+    received_at: float
+    topic: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class RollupKey:
+    site: str
+    line: str
+    kind: str
+    agent_id: str
+    target: str   # latency/bandwidth: target; dns: resolver; http: url
+    method: str   # latency/bandwidth method, dns qtype, http: ""
+    hour: int     # UTC epoch seconds of the hour's start
+
+
+@dataclass
+class Rollup:
+    """One hour of one line, probe kind, target and agent (see rollup.py for ``stats``)."""
+
+    key: RollupKey
+    n: int = 0
+    n_ok: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BandwidthTest:
+    """One bandwidth test, kept for the whole rollup retention (there are few)."""
+
+    pos: int
+    site: str
+    line: str
+    agent_id: str
+    at: float
+    method: str
+    target: str
+    ok: bool
+    error_code: str | None
+    download_mbps: float | None
+    upload_mbps: float | None
+
+
+@dataclass(frozen=True)
+class LanHost:
+    mac: str
+    ip: str
+    vendor: str | None
+    name: str | None
+    device_class: str
+    agent_id: str
+    first_seen: float
+    last_seen: float
+    gone_at: float | None
+
+
+@dataclass(frozen=True)
+class LanSweep:
+    agent_id: str
+    site: str
+    ok_at: float | None
+    method: str | None
+    sweep_no: int | None
+    hosts_known: int | None
+    subnets: list[dict[str, Any]]
+    error_at: float | None
+    error_code: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class HostInventory:
+    agent_id: str
+    site: str
+    measured_at: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LanState:
+    hosts: list[LanHost]   # present (not gone)
+    n_gone: int
+    sweeps: list[LanSweep]
+    inventories: list[HostInventory]
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    rolled_events: int = 0
+    pruned_events: int = 0
+    pruned_rollups: int = 0
+    silent_agents: int = 0
