@@ -62,12 +62,11 @@ class Tally:
 
 
 def tally(record: Path, agent_id: str, sent: int) -> Tally:
-    from linewatch.collector.store import Store
+    from linewatch.collector.record import EventFilter, open_record
 
-    store = Store(record)
+    store = open_record(record)
     try:
-        seqs = [r[0] for r in store.db.execute("SELECT seq FROM measurements WHERE agent_id = ? AND kind = 'latency'",
-                                               (agent_id,))]
+        seqs = [e.seq for e in store.events(EventFilter(agent_id=agent_id, kind="latency"))]
         dups = store.counters().get("duplicates", 0)
     finally:
         store.close()

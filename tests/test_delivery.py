@@ -13,7 +13,7 @@ from linewatch.agent.outbox import Outbox
 from linewatch.collector import registry as registry_mod
 from linewatch.collector import status as status_mod
 from linewatch.collector.ingest import Ingestor
-from linewatch.collector.store import Store
+from linewatch.collector.record import EventFilter, open_record
 
 from conftest import REGISTRY_TOML
 
@@ -27,31 +27,30 @@ def heartbeat(seq: int, stream: str | None = "0123abcd", depth: int = 0) -> wire
 
 @pytest.fixture
 def ingest(tmp_path):
-    store = Store(tmp_path / "record.sqlite3")
-    yield Ingestor(store, registry_mod.parse(tomllib.loads(REGISTRY_TOML)))
-    store.close()
+    record = open_record(tmp_path / "record.sqlite3")
+    yield Ingestor(record, registry_mod.parse(tomllib.loads(REGISTRY_TOML)))
+    record.close()
 
 
 def feed(ingest, *msgs):
-    with ingest.store.transaction():
-        return [ingest.handle(m.topic, m.to_json()).status for m in msgs]
+    return [ingest.handle(m.topic, m.to_json()).status for m in msgs]
 
 
 def test_a_missing_sequence_number_is_recorded_as_a_gap_until_it_arrives(ingest):
     feed(ingest, *(heartbeat(s) for s in (1, 2, 3, 6, 7, 10)))
-    assert [(g["first_missing"], g["last_missing"], g["count"]) for g in ingest.store.gaps()] == [(4, 5, 2), (8, 9, 2)]
-    rows = status_mod.build(ingest.registry, ingest.store, 300)
+    assert [(g.first_missing, g.last_missing, g.count) for g in ingest.record.gaps()] == [(4, 5, 2), (8, 9, 2)]
+    rows = status_mod.build(ingest.registry, ingest.record, 300)
     assert rows[0]["agents"][0]["missing_msgs"] == 4
     assert "ag-21583 trực tuyến (thiếu bản tin 4)" in status_mod.render(rows, "vi")
     feed(ingest, heartbeat(5), heartbeat(4), heartbeat(9), heartbeat(8))  # the backlog arrives late, any order
-    assert ingest.store.gaps() == []
+    assert ingest.record.gaps() == []
 
 
 def test_a_reinstalled_agent_starts_a_new_stream_and_is_not_mistaken_for_duplicates(ingest):
     assert feed(ingest, heartbeat(1, "aaaaaaaa"), heartbeat(2, "aaaaaaaa")) == ["stored", "stored"]
     # state folder lost: the new outbox starts again at 1, in a new stream
     assert feed(ingest, heartbeat(1, "bbbbbbbb"), heartbeat(1, "bbbbbbbb")) == ["stored", "duplicate"]
-    assert len(ingest.store.measurements()) == 3 and ingest.store.gaps() == []
+    assert len(ingest.record.events(EventFilter(messages=True))) == 3 and ingest.record.gaps() == []
 
 
 def test_every_new_outbox_gets_its_own_stream_and_keeps_it(tmp_path):
@@ -126,13 +125,13 @@ def test_after_a_reconnect_live_results_go_before_the_rate_limited_backlog(tmp_p
         outbox.put(lambda seq: synthetic(cfg, seq, outbox.stream))
     pub = Publisher(cfg, outbox)
     pub.start()
-    store = collector.ingestor.store
+    store = collector.ingestor.record
     try:
-        wait_for(lambda: store.measurements("seq <= 1000"), 10, "the backlog to start draining")
+        wait_for(lambda: store.events(EventFilter(seq_max=1000)), 10, "the backlog to start draining")
         live = outbox.put(lambda seq: synthetic(cfg, seq, outbox.stream))
         pub.wake()
-        wait_for(lambda: store.measurements(f"seq = {live.seq}"), 10, "the live result")
-        backlog_done = len(store.measurements("seq <= 1000"))
+        wait_for(lambda: store.events(EventFilter(seq_min=live.seq, seq_max=live.seq)), 10, "the live result")
+        backlog_done = len(store.events(EventFilter(seq_max=1000)))
         assert backlog_done < 500, "the live result did not wait for the backlog"
         assert pub.drain_rate_per_s == 20
     finally:

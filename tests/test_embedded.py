@@ -4,7 +4,7 @@ import socket
 import subprocess
 import sys
 
-from linewatch.collector.store import Store
+from linewatch.collector.record import EventFilter, open_record
 
 from conftest import ROOT, free_port, spawn, wait_for
 
@@ -18,9 +18,9 @@ def test_linewatch_up_measures_shows_live_status_and_stops_cleanly_on_ctrl_c(tmp
     assert "ag-demo online" in p.output()
     assert p.stop(signal.SIGINT, 30) == 0, p.output()
     assert "stopped cleanly" in p.output()
-    store = Store(home / "record.sqlite3")
-    assert store.measurements("kind = 'latency' AND line = 'loopback' AND ok = 1")
-    assert [a["state"] for a in store.agents()] == ["offline"]  # the agent said goodbye
+    store = open_record(home / "record.sqlite3")
+    assert store.events(EventFilter(kind="latency", line="loopback", ok=True))
+    assert [a.state for a in store.agents()] == ["offline"]  # the agent said goodbye
     assert {"registry.toml", "agent.toml", "collector.toml"} <= {f.name for f in home.iterdir()}
 
 

@@ -16,7 +16,7 @@ from linewatch.collector import config as collector_config
 from linewatch.collector import registry as registry_mod
 from linewatch.collector.ingest import Ingestor
 from linewatch.collector.mqtt import Subscriber
-from linewatch.collector.store import Store
+from linewatch.collector.record import EventFilter, open_record
 
 from conftest import ROOT, agent_toml, collector_toml, spawn, wait_for, write_registry
 
@@ -40,15 +40,15 @@ def publish(port: int, topic: str, payload: bytes) -> None:
 
 def test_agent_measurements_reach_the_record_with_site_line_and_sequence(tmp_path, mosquitto, collector, procs):
     agent = start_agent(tmp_path, mosquitto.port, procs, interval_s=5, heartbeat_s=2)
-    store = collector.ingestor.store
-    rows = wait_for(lambda: [r for r in store.measurements("kind = 'latency'")] or None, 30,
+    store = collector.ingestor.record
+    rows = wait_for(lambda: [r for r in store.events(EventFilter(kind="latency"))] or None, 30,
                     "a latency measurement in the record")
     lat = rows[0]
     assert (lat["agent_id"], lat["site"], lat["line"]) == ("ag-21583", "21583", "fiber")
     assert lat["ok"] == 1 and lat["data"]["target"] == "127.0.0.1"
     assert lat["data"]["loss_pct"] == 0 and lat["data"]["rtt_median_ms"] >= 0
-    wait_for(lambda: len(store.measurements("kind = 'heartbeat'")) >= 2, 20, "two heartbeats")
-    seqs = [r["seq"] for r in store.measurements()]
+    wait_for(lambda: len(store.events(EventFilter(kind="heartbeat"))) >= 2, 20, "two heartbeats")
+    seqs = [r.seq for r in store.events(EventFilter(messages=True))]
     assert len(seqs) == len(set(seqs)) and min(seqs) >= 1, "sequence numbers are unique and start at 1"
     assert sorted(seqs) == list(range(1, max(seqs) + 1)), "no sequence number is missing"
     assert agent.stop() == 0, agent.output()
@@ -67,9 +67,9 @@ def test_malformed_and_wrong_schema_messages_are_rejected_and_the_next_valid_one
     publish(mosquitto.port, unknown.topic, unknown.to_json())
     good = latency("fiber", 7)
     publish(mosquitto.port, good.topic, good.to_json())
-    store = collector.ingestor.store
-    wait_for(lambda: store.measurements("seq = 7"), 10, "the valid message to land")
-    reasons = {r["reason"]: r["detail"] for r in store.rejects()}
+    store = collector.ingestor.record
+    wait_for(lambda: store.events(EventFilter(seq_min=7, seq_max=7)), 10, "the valid message to land")
+    reasons = {r.reason: r.detail for r in store.rejects()}
     assert "bad_json" in reasons and "bad_schema" in reasons, reasons
     assert "99" in reasons["bad_schema"]
     counters = store.counters()
@@ -80,11 +80,11 @@ def test_malformed_and_wrong_schema_messages_are_rejected_and_the_next_valid_one
 
 def test_a_killed_agent_is_shown_offline_by_its_last_will(tmp_path, mosquitto, collector, procs):
     agent = start_agent(tmp_path, mosquitto.port, procs, keepalive_s=5)
-    store = collector.ingestor.store
+    store = collector.ingestor.record
 
     def state():
-        a = [x for x in store.agents() if x["agent_id"] == "ag-21583"]
-        return a[0]["state"] if a else None
+        a = [x for x in store.agents() if x.agent_id == "ag-21583"]
+        return a[0].state if a else None
 
     wait_for(lambda: state() == "online", 20, "agent online")
     agent.stop(signal.SIGKILL)
@@ -102,21 +102,21 @@ def test_a_killed_agent_is_shown_offline_by_its_last_will(tmp_path, mosquitto, c
 
 def test_a_gracefully_stopped_agent_says_offline_itself(tmp_path, mosquitto, collector, procs):
     agent = start_agent(tmp_path, mosquitto.port, procs, keepalive_s=60)
-    store = collector.ingestor.store
-    wait_for(lambda: any(a["state"] == "online" for a in store.agents()), 20, "agent online")
+    store = collector.ingestor.record
+    wait_for(lambda: any(a.state == "online" for a in store.agents()), 20, "agent online")
     assert agent.stop(signal.SIGTERM) == 0
     # keepalive is 60 s: only the agent's own goodbye can make this fast
-    wait_for(lambda: any(a["state"] == "offline" for a in store.agents()), 5, "offline status")
+    wait_for(lambda: any(a.state == "offline" for a in store.agents()), 5, "offline status")
 
 
 def test_the_collector_keeps_working_after_the_broker_restarts(tmp_path, mosquitto, collector, procs):
     start_agent(tmp_path, mosquitto.port, procs, interval_s=5, heartbeat_s=1)
-    store = collector.ingestor.store
-    wait_for(lambda: store.measurements("kind = 'heartbeat'"), 20, "first heartbeat")
+    store = collector.ingestor.record
+    wait_for(lambda: store.events(EventFilter(kind="heartbeat")), 20, "first heartbeat")
     mosquitto.restart()
-    n = len(store.measurements())
-    wait_for(lambda: len(store.measurements()) > n + 2, 40, "measurements after the broker restart")
-    seqs = [r["seq"] for r in store.measurements()]
+    n = len(store.events(EventFilter(messages=True)))
+    wait_for(lambda: len(store.events(EventFilter(messages=True))) > n + 2, 40, "measurements after the broker restart")
+    seqs = [r.seq for r in store.events(EventFilter(messages=True))]
     assert sorted(seqs) == list(range(1, max(seqs) + 1)), "nothing lost across the restart"
 
 
@@ -134,13 +134,13 @@ def test_measurements_taken_while_the_broker_is_down_arrive_later_with_their_own
         reg_path = write_registry(tmp_path / "registry.toml")
         (tmp_path / "collector.toml").write_text(collector_toml(reg_path, tmp_path / "record.sqlite3", port))
         cfg = collector_config.load(tmp_path / "collector.toml")
-        store = Store(cfg.record_path)
+        store = open_record(cfg.record)
         sub = Subscriber(cfg.mqtt, Ingestor(store, registry_mod.load(cfg.registry_path)))
         sub.start()
-        wait_for(lambda: len(store.measurements()) >= 4, 30, "the backlog to arrive")
-        rows = store.measurements()
+        wait_for(lambda: len(store.events(EventFilter(messages=True))) >= 4, 30, "the backlog to arrive")
+        rows = store.events(EventFilter(messages=True))
         assert rows[0]["measured_at"] < started_broker_at, "the first rows were measured before the broker existed"
-        seqs = sorted(r["seq"] for r in rows)
+        seqs = sorted(r.seq for r in rows)
         assert seqs == list(range(1, len(seqs) + 1))
         sub.stop()
         store.close()

@@ -26,7 +26,7 @@ def stored(record: Path) -> int:
         return 0
     db = sqlite3.connect(f"file:{record}?mode=ro", uri=True, timeout=5)
     try:
-        return db.execute("SELECT count(*) FROM measurements WHERE kind = 'latency'").fetchone()[0]
+        return db.execute("SELECT count(*) FROM feed WHERE kind = 'latency'").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
     finally:

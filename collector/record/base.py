@@ -110,6 +110,8 @@ class Record:
             if val is not None:
                 where.append(cond)
                 params.append(val)
+        if f.messages is not None:
+            where.append("seq IS NOT NULL" if f.messages else "seq IS NULL")
         if f.ok is not None:
             where.append("ok = ?")
             params.append(int(f.ok))

@@ -171,9 +171,6 @@ class Batch:
                         (agent_id, province, site, at))
 
     def _flush(self, p: _Pending) -> None:
-        if p.counts:
-            self.db.executemany("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
-                                "value = counters.value + excluded.value", sorted(p.counts.items()))
         for agent_id, (province, site, at) in sorted(p.seen.items()):
             self._touch_now(agent_id, province, site, at)
             # a message from an agent the feed last called silent: it is back
@@ -182,15 +179,18 @@ class Batch:
             if row is not None and row[0] != "offline":
                 self.set_feed_state(agent_id, site, province, "online", at, only_from="silent")
         for (agent_id, stream), seqs in sorted(p.seqs.items()):
-            self._note_stream(agent_id, stream, p.stream_at[(agent_id, stream)])
+            self._note_stream(p, agent_id, stream, p.stream_at[(agent_id, stream)])
             for lo, hi in _runs(sorted(seqs)):
                 self._note_run(agent_id, stream, lo, hi)
+        if p.counts:
+            self.db.executemany("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+                                "value = counters.value + excluded.value", sorted(p.counts.items()))
         p.counts.clear()
         p.seen.clear()
         p.seqs.clear()
         p.stream_at.clear()
 
-    def _note_stream(self, agent_id: str, stream: str, at: float) -> None:
+    def _note_stream(self, p: _Pending, agent_id: str, stream: str, at: float) -> None:
         row = self.db.execute("INSERT INTO streams VALUES (?,?,?,?) ON CONFLICT (agent_id, stream) DO UPDATE SET "
                               "last_at = GREATEST(streams.last_at, excluded.last_at) RETURNING first_at",
                               (agent_id, stream, at, at)).fetchone()
@@ -204,7 +204,7 @@ class Batch:
                                       (agent_id, stream, n - MAX_STREAMS_PER_AGENT)).fetchall():
             self.db.execute("DELETE FROM seq_ranges WHERE agent_id = ? AND stream = ?", (agent_id, old))
             self.db.execute("DELETE FROM streams WHERE agent_id = ? AND stream = ?", (agent_id, old))
-            self._all.counts["seq.streams_forgotten"] += 1
+            p.counts["seq.streams_forgotten"] += 1
 
     def _note_run(self, agent_id: str, stream: str, lo: int, hi: int) -> None:
         """Add seqs lo..hi (all new) to the stream's ranges, merging with the neighbours."""

@@ -49,6 +49,7 @@ class EventFilter:
     seq_min: int | None = None
     seq_max: int | None = None
     ok: bool | None = None
+    messages: bool | None = None  # True: agent messages only; False: derived events only
     at_from: float | None = None
     at_to: float | None = None  # exclusive
     limit: int | None = None
