@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from linewatch.config import ConfigError
+from linewatch.config import ConfigError, password_file_may_be_missing
 
 from . import config as collector_config
 from . import registry as registry_mod
@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        cfg = collector_config.load(args.config)
+        # the security commands do not log in to the broker, and init-ca creates the password file
+        with password_file_may_be_missing(args.cmd in ("init-ca", "enrol", "acl")):
+            cfg = collector_config.load(args.config)
         registry = registry_mod.load(cfg.registry_path)
     except ConfigError as e:
         print(f"linewatch-collector: config error: {e}", file=sys.stderr)
@@ -61,44 +63,50 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd in ("init-ca", "enrol", "acl"):
         return security_command(args, cfg, registry)
-    from .store import Store
+    from .record import RecordConfigError, open_record
 
     try:
-        store = Store(cfg.record_path)
-    except Exception as e:  # sqlite3 / OS errors: say which file and what to do
-        print(f"linewatch-collector: cannot open the record {cfg.record_path}: {e} "
-              f"(check the folder exists and is writable, and the disk is not full)", file=sys.stderr)
+        record = open_record(cfg.record)
+    except RecordConfigError as e:
+        print(f"linewatch-collector: {e}", file=sys.stderr)
         return 2
+    if record.migrated and record.migrated != [1, 2]:
+        logging.getLogger("linewatch.collector").info("record %s upgraded to schema %s", record.where,
+                                                      record.migrated[-1])
     if args.cmd == "status":
-        rows = status_mod.build(registry, store, cfg.offline_after_s)
+        rows = status_mod.build(registry, record, cfg.offline_after_s)
         if args.json:
-            print(json.dumps({"sites": rows, "counters": store.counters()}, ensure_ascii=False, indent=2))
+            print(json.dumps({"sites": rows, "counters": record.counters()}, ensure_ascii=False, indent=2))
         else:
             print(status_mod.render(rows, args.lang))
         return 0
-    return run(cfg, registry, store)
+    return run(cfg, registry, record)
 
 
-def run(cfg: collector_config.CollectorConfig, registry, store) -> int:
+#: Exit codes of `run`: 3 = the broker refused our login (fix the config, do not loop);
+#: 4 = the record writer died (the service manager restarts us).
+EXIT_CREDENTIALS, EXIT_WRITER_DIED = 3, 4
+
+
+def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
     from .ingest import Ingestor
+    from .maintenance import Maintenance
     from .mqtt import Subscriber
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sub = Subscriber(cfg.mqtt, Ingestor(store, registry),
-                     maintenance=lambda: store.rollup_and_prune(cfg.raw_days, cfg.rollup_days))
+    sub = Subscriber(cfg.mqtt, Ingestor(record, registry), maintenance=Maintenance(record, cfg))
     sub.start()
     try:
-        while not stop.wait(0.5):
-            if sub.fatal:
-                break
+        while not stop.wait(0.5) and not sub.died.is_set():
+            pass
     except KeyboardInterrupt:
         pass
     sub.stop()
-    store.close()
+    record.close()
     if sub.fatal:
         print(f"linewatch-collector: {sub.fatal}", file=sys.stderr)
-        return 3
+        return EXIT_CREDENTIALS if "credentials" in sub.fatal else EXIT_WRITER_DIED
     return 0
 
 

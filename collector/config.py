@@ -16,6 +16,7 @@ class BrokerConfig(MqttConnection):
     client_id: str = "linewatch-collector"
     province: str = "+"  # subscribe to one province's topics, or all
     shared_group: str | None = None  # several collectors share the traffic: $share/<group>/...
+    mqtt_version: int = 5  # 5: sees the retain flag of live messages; 3 for brokers without MQTT 5
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,12 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
     if shared_group is not None and not wire.ID_RE.match(shared_group):
         raise ConfigError(f"{m.where}: shared_group must be a short name of a-z, 0-9, '-', '_' or '.', "
                           f"got {shared_group!r}")
+    mqtt_version = m.num("mqtt_version", 5, integer=True)
+    if mqtt_version not in (3, 5):
+        raise ConfigError(f"{m.where}: mqtt_version must be 5 (MQTT 5, the default) or 3 (MQTT 3.1.1, for a broker "
+                          f"without MQTT 5), got {mqtt_version}")
     mqtt = BrokerConfig(**mqtt_fields(m, base), client_id=m.str("client_id", "linewatch-collector"),
-                        province=province, shared_group=shared_group)
+                        province=province, shared_group=shared_group, mqtt_version=int(mqtt_version))
     m.done()
     r = root.table("retention", f"{name} [retention]")
     # at least the agent outbox's maximum age (60 days): a backlog delivered late is still kept raw

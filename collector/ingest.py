@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from linewatch import wire
+from linewatch.text import printable
 
 from .record import Batch, Record, RecordUnavailable
 from .record.types import Heartbeat
@@ -27,8 +28,6 @@ log = logging.getLogger("linewatch.collector.ingest")
 #: A message that makes the database itself fail this many times in a row is quarantined,
 #: so "unavailable" cannot become a loop when the cause is the message after all.
 MAX_STRIKES = 3
-#: The only kinds the contract publishes retained (the agent's online/offline and last will).
-RETAIN_KINDS = getattr(wire, "RETAIN_KINDS", ("status",))
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,8 @@ class Ingestor:
                     raise RecordUnavailable(str(e)) from e
             detail = f"{type(e).__name__}: {e}"
             self._log("quarantined", "quarantined a message on %s that could not be stored (%s); it is kept in the "
-                                     "rejects table and the rest of its batch is stored", it.topic, detail)
+                                     "rejects table and the rest of its batch is stored", printable(it.topic, 200),
+                      printable(detail, 300))
             with b.message():
                 b.reject(it.topic, "quarantined", detail, it.payload, it.received_at)
             return Outcome("quarantined", "quarantined", detail)
@@ -111,15 +111,12 @@ class Ingestor:
             b.count("ignored.empty")
             return Outcome("ignored", "empty")
         try:
-            m = wire.parse_message(it.topic, it.payload)
+            m = wire.parse_message(it.topic, it.payload, retained=it.retained)
             self.check_registry(m)
-            if it.retained and m.kind not in RETAIN_KINDS:
-                raise wire.MalformedMessage("retained", f"{m.kind} messages must not be retained (only "
-                                                        f"{', '.join(RETAIN_KINDS)}); cleared at the broker")
         except wire.MalformedMessage as e:
             b.reject(it.topic, e.reason, e.detail, it.payload, it.received_at)
             self._log(e.reason, "rejected message on %s: %s (further '%s' rejects this minute are only counted)",
-                      it.topic, e, e.reason)
+                      printable(it.topic, 200), printable(str(e), 300), e.reason)
             return Outcome("rejected", e.reason, e.detail)
         if m.kind == "status":
             # Retained status and last will: not sequenced; one topic per agent, so the broker

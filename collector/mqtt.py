@@ -21,7 +21,7 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 
 from linewatch import wire
-from linewatch.mqttclient import connect_async, new_client
+from linewatch.mqttclient import connect_async, new_client, subscribe
 
 from .config import BrokerConfig
 from .ingest import Incoming, Ingestor
@@ -56,7 +56,7 @@ class Subscriber:
         self.topic_filter = wire.subscription(cfg.province)
         if cfg.shared_group:
             self.topic_filter = f"$share/{cfg.shared_group}/{self.topic_filter}"
-        c = new_client(cfg, cfg.client_id, manual_ack=True, max_reconnect_delay_s=30)
+        c = new_client(cfg, cfg.client_id, manual_ack=True, max_reconnect_delay_s=30, mqtt5=cfg.mqtt_version == 5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -76,14 +76,14 @@ class Subscriber:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            if reason_code.value in (133, 134, 135):
+            if reason_code.value in (4, 5, 133, 134, 135):
                 self.fatal = (f"the broker at {self.cfg.host}:{self.cfg.port} refused the collector's "
                               f"credentials ({reason_code}); fix [mqtt] username/password")
                 log.error(self.fatal)
                 self.died.set()
                 client.disconnect()
             return
-        client.subscribe(self.topic_filter, qos=1)
+        subscribe(client, self.topic_filter)
         log.info("collector connected to %s:%s (session %s)", self.cfg.host, self.cfg.port,
                  "resumed" if flags.session_present else "new")
         self.connected.set()
@@ -148,7 +148,8 @@ class Subscriber:
                 # Database down, disk full, read-only: nothing is acknowledged, so the broker
                 # keeps every message; try again until the admin fixes it.
                 log.error("cannot write the record (%s) -- %d messages wait unacknowledged at the broker; "
-                          "check that the database is running and the disk is not full", e, len(batch))
+                          "check that the database is running and the disk is not full",
+                          " ".join(str(e).split()), len(batch))
                 if self._stop.wait(delay):
                     return False
                 delay = min(delay * 2, 30)

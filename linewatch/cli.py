@@ -85,7 +85,9 @@ def up_command(args: argparse.Namespace) -> int:
     home = Path(args.dir).resolve()
     prepare_dir(home)
     ccfg = collector_config.load(home / "collector.toml")
-    ccfg = dataclasses.replace(ccfg, mqtt=dataclasses.replace(ccfg.mqtt, host="127.0.0.1", port=args.port))
+    # the embedded broker (amqtt) speaks MQTT 3.1.1 only
+    ccfg = dataclasses.replace(ccfg, mqtt=dataclasses.replace(ccfg.mqtt, host="127.0.0.1", port=args.port,
+                                                              mqtt_version=3))
     registry = registry_mod.load(ccfg.registry_path)
     acfg = None
     if not args.no_agent:

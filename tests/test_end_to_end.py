@@ -44,9 +44,9 @@ def test_agent_measurements_reach_the_record_with_site_line_and_sequence(tmp_pat
     rows = wait_for(lambda: [r for r in store.events(EventFilter(kind="latency"))] or None, 30,
                     "a latency measurement in the record")
     lat = rows[0]
-    assert (lat["agent_id"], lat["site"], lat["line"]) == ("ag-21583", "21583", "fiber")
-    assert lat["ok"] == 1 and lat["data"]["target"] == "127.0.0.1"
-    assert lat["data"]["loss_pct"] == 0 and lat["data"]["rtt_median_ms"] >= 0
+    assert (lat.agent_id, lat.site, lat.line) == ("ag-21583", "21583", "fiber")
+    assert lat.ok and lat.data["target"] == "127.0.0.1"
+    assert lat.data["loss_pct"] == 0 and lat.data["rtt_median_ms"] >= 0
     wait_for(lambda: len(store.events(EventFilter(kind="heartbeat"))) >= 2, 20, "two heartbeats")
     seqs = [r.seq for r in store.events(EventFilter(messages=True))]
     assert len(seqs) == len(set(seqs)) and min(seqs) >= 1, "sequence numbers are unique and start at 1"
@@ -139,7 +139,7 @@ def test_measurements_taken_while_the_broker_is_down_arrive_later_with_their_own
         sub.start()
         wait_for(lambda: len(store.events(EventFilter(messages=True))) >= 4, 30, "the backlog to arrive")
         rows = store.events(EventFilter(messages=True))
-        assert rows[0]["measured_at"] < started_broker_at, "the first rows were measured before the broker existed"
+        assert rows[0].at < started_broker_at, "the first rows were measured before the broker existed"
         seqs = sorted(r.seq for r in rows)
         assert seqs == list(range(1, len(seqs) + 1))
         sub.stop()

@@ -7,6 +7,7 @@ from datetime import timedelta
 import paho.mqtt.client as mqtt
 
 from linewatch import wire
+from linewatch.collector.record import EventFilter
 
 from conftest import wait_for
 
@@ -65,12 +66,12 @@ def test_thousands_of_hostile_payloads_are_counted_by_reason_and_valid_traffic_s
         info.wait_for_publish(30)
     c.disconnect()
     c.loop_stop()
-    store = collector.ingestor.store
+    store = collector.ingestor.record
     wait_for(lambda: collector.stats["rejected"] + collector.stats["stored"] >= n_bad + n_good, 60,
              "every message to be judged")
     counters = store.counters()
     got = {k.removeprefix("rejected."): v for k, v in counters.items() if k.startswith("rejected.")}
     assert got == expected
     assert sum(got.values()) == n_bad
-    assert sorted(r["seq"] for r in store.measurements()) == list(range(1, n_good + 1))
-    assert collector._writer.is_alive()
+    assert sorted(r.seq for r in store.events(EventFilter(messages=True))) == list(range(1, n_good + 1))
+    assert collector._writer.is_alive() and not collector.died.is_set()

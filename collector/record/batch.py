@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
+from linewatch.wire import LINE_KINDS
+
 from . import lan as lan_sql
 from .types import AGENT_STATE, Heartbeat
 
@@ -86,10 +88,12 @@ class Batch:
         """Append one agent message to the feed. Returns its position, or None when the
         same (agent, stream, seq) is already there (a redelivery)."""
         stream = m.stream or ""
+        # only line probes belong to a line, whatever an agent message claims
+        line = m.line if m.kind in LINE_KINDS else None
         row = self.db.execute(
             "INSERT INTO feed (kind, agent_id, stream, seq, site, line, at, received_at, ok, error_code, error, data)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (agent_id, stream, seq) DO NOTHING RETURNING pos",
-            (m.kind, m.agent_id, stream, m.seq, m.site, m.line, m.measured_at.timestamp(), received_at, int(m.ok),
+            (m.kind, m.agent_id, stream, m.seq, m.site, line, m.measured_at.timestamp(), received_at, int(m.ok),
              m.error_code, m.error, dumps(m.data))).fetchone()
         self.seen(m.agent_id, m.province, m.site, received_at)
         if row is None:

@@ -37,7 +37,7 @@ def apply_lan(db: "Backend", m: wire.Message) -> list[dict[str, Any]]:
                (m.site, t, d["method"], d["sweep_no"], d["hosts_known"], json.dumps(d["subnets"]), m.agent_id, t))
     changes: list[dict[str, Any]] = []
     for h in d["appeared"]:
-        first = wire.parse_time(h["first_seen"]).timestamp() if "first_seen" in h else t
+        first = wire.parse_time(h["first_seen"]).timestamp() if h.get("first_seen") else t
         db.execute(
             "INSERT INTO lan_hosts VALUES (?,?,?,?,?,?,?,?,?,NULL) ON CONFLICT (site, mac) DO UPDATE SET "
             "ip=excluded.ip, vendor=coalesce(excluded.vendor, lan_hosts.vendor), "
@@ -56,7 +56,7 @@ def apply_lan(db: "Backend", m: wire.Message) -> list[dict[str, Any]]:
     if seen:
         db.executemany("UPDATE lan_hosts SET last_seen=GREATEST(last_seen, ?) WHERE site=? AND mac=?", seen)
     for h in d["gone"]:
-        last = wire.parse_time(h["last_seen"]).timestamp() if "last_seen" in h else t
+        last = wire.parse_time(h["last_seen"]).timestamp() if h.get("last_seen") else t
         db.execute(
             "INSERT INTO lan_hosts VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (site, mac) DO UPDATE SET "
             "gone_at=CASE WHEN lan_hosts.last_seen <= excluded.last_seen THEN excluded.gone_at "
