@@ -142,3 +142,38 @@ def test_an_agent_that_went_quiet_is_shown_silent(ingest):
     handle(ingest, msg(seq=1), received_at=time.time() - 900)
     rows = status_mod.build(ingest.registry, ingest.record, offline_after_s=300)
     assert rows[0]["agents"][0]["state"] == "silent"
+
+
+def test_a_collector_whose_writer_dies_exits_non_zero_so_the_service_manager_restarts_it(tmp_path, mosquitto,
+                                                                                        monkeypatch):
+    import threading
+
+    from linewatch.collector import cli as collector_cli
+    from linewatch.collector import config as collector_config
+
+    from conftest import collector_toml, write_registry
+
+    reg = write_registry(tmp_path / "registry.toml")
+    (tmp_path / "collector.toml").write_text(collector_toml(reg, tmp_path / "record.sqlite3", mosquitto.port))
+    cfg = collector_config.load(tmp_path / "collector.toml")
+    record = open_record(cfg.record)
+
+    def broken(self, items):
+        raise MemoryError("simulated: the writer thread cannot go on")
+
+    monkeypatch.setattr(Ingestor, "store", broken)
+    monkeypatch.setattr("signal.signal", lambda *a: None)  # not the main thread
+    result = {}
+    t = threading.Thread(target=lambda: result.update(code=collector_cli.run(cfg, REGISTRY_FOR_RUN, record)))
+    t.start()
+    import paho.mqtt.publish as publish
+
+    m = msg(seq=1)
+    deadline = time.monotonic() + 20
+    while t.is_alive() and time.monotonic() < deadline:
+        publish.single(m.topic, m.to_json(), qos=1, hostname="127.0.0.1", port=mosquitto.port)
+        t.join(1)
+    assert not t.is_alive() and result["code"] == collector_cli.EXIT_WRITER_DIED
+
+
+REGISTRY_FOR_RUN = registry_mod.parse(tomllib.loads(REGISTRY_TOML))

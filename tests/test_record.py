@@ -244,3 +244,45 @@ def test_postgresql_lost_while_running_keeps_nothing_of_the_batch_and_recovers(p
     ingest.store([Incoming(latency(s, now - 4).topic, latency(s, now - 4).to_json(), now) for s in (2, 3)])
     assert [e.seq for e in rec.events(EventFilter(messages=True))] == [1, 2, 3]
     rec.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB file system of its own (tmpfs), to fill up."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_keeps_nothing_of_the_batch_and_storing_resumes_when_space_is_freed(small_disk):
+    rec = open_record(small_disk / "record.sqlite3")
+    ingest = Ingestor(rec, REGISTRY)
+    now = time.time()
+
+    def batch(seqs):
+        return [Incoming(latency(s, now - 5).topic, latency(s, now - 5).to_json(), now) for s in seqs]
+
+    ingest.store(batch([1]))
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    with pytest.raises(RecordUnavailable, match="full"):
+        for start in range(2, 2000, 200):  # until the WAL needs a page it cannot get
+            ingest.store(batch(range(start, start + 200)))
+    filler.unlink()
+    ingest.store(batch(range(2, 2200)))
+    seqs = [e.seq for e in rec.events(EventFilter(messages=True))]
+    assert seqs == sorted(set(seqs)) and set(seqs) == set(range(1, 2200))
+    rec.close()
