@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import tomllib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 class ConfigError(ValueError):
@@ -121,6 +123,22 @@ class MqttConnection:
     keepalive_s: int = 30
 
 
+_PASSWORD_FILE_MAY_BE_MISSING: ContextVar[bool] = ContextVar("password_file_may_be_missing", default=False)
+
+
+@contextmanager
+def password_file_may_be_missing(allowed: bool = True) -> Iterator[None]:
+    """While loading a config for a command that does not log in to the broker (the
+    collector's init-ca, which creates the password file, enrol, acl), a ``password_file``
+    that does not exist yet is not an error: the password is None. Everything else that
+    loads a config (``run``) still refuses it."""
+    token = _PASSWORD_FILE_MAY_BE_MISSING.set(allowed)
+    try:
+        yield
+    finally:
+        _PASSWORD_FILE_MAY_BE_MISSING.reset(token)
+
+
 def mqtt_fields(m: Section, base: Path) -> dict[str, Any]:
     """Read the connection settings of an [mqtt] table. Relative file names are relative to
     the config file's folder, so a folder made by `enrol` works wherever it is copied."""
@@ -128,6 +146,11 @@ def mqtt_fields(m: Section, base: Path) -> dict[str, Any]:
     if pf := m.str("password_file"):
         try:
             password = (base / pf).read_text().strip()
+        except FileNotFoundError:
+            if not _PASSWORD_FILE_MAY_BE_MISSING.get():
+                raise ConfigError(f"{m.where}: password_file {base / pf} does not exist (the collector's is made "
+                                  f"by `linewatch-collector init-ca`, an agent's by `enrol`)") from None
+            password = None
         except OSError as e:
             raise ConfigError(f"{m.where}: password_file {base / pf} cannot be read: {e.strerror}") from None
     ca = m.str("ca_file")

@@ -20,16 +20,30 @@ Two kinds of bad news are kept apart, as RIPE Atlas' sagan does:
     wrong type). The collector counts it, logs the reason and drops it.
   * ``ok = false`` in a well-formed message -- the *measurement* failed (line down, target
     unreachable). That is data, stored and reported like any other measurement.
+
+A message that passes :func:`parse_message` can be stored as it is: besides its schema, every
+document obeys rules checked once over all of it (unknown envelope keys too): containers at
+most MAX_DEPTH deep, text without NUL or lone surrogates (keys too), integers within int64,
+finite numbers, every time (also nested ones) in MIN_YEAR..MAX_YEAR, seq in 0..MAX_SEQ, and
+no nested object or list without its kind's own check (INNER_CHECKS). Anything else raises
+:class:`MalformedMessage` with a reason from REASONS -- never another exception.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
+
+# The checking machinery lives in wire_checks (to keep this file readable); it is part of
+# this contract and re-exported here: import it from linewatch.wire.
+from .wire_checks import (BY_CLASS_COUNT, DEVICE_CLASSES, DNS_ADDRESS, ERROR_CODE_RE, FORMATS, INT_MAX,  # noqa: F401
+                          INT_MIN, INTERFACE_FIELDS, INTERFACE_IPV4, LAN_HOST_FIELDS, LAN_NOTE, MAC_RE,
+                          MAX_DEPTH, MAX_DNS_ADDRESSES, MAX_HOSTS_PER_MESSAGE, MAX_YEAR, MIN_YEAR, REASONS,
+                          SKIPPED_FIELDS, SUBNET_FIELDS, Bool, MalformedMessage, Num, Obj, Spec, Str,
+                          check_document, check_dns, check_entry, check_inventory, check_lan, check_lan_host,
+                          check_time, check_value, parse_time)
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "lw/v1"
@@ -49,50 +63,17 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,47}$")
 #: An agent's sequence stream: random, made when its outbox is created. A reinstalled agent
 #: (state folder lost) starts a new stream at seq 1 instead of colliding with its old numbers.
 STREAM_RE = re.compile(r"^[0-9a-f]{8,32}$")
+#: Sequence numbers: seq + 1 and a float conversion stay exact, and a bigint column holds them.
+MAX_SEQ = 2**53 - 1
+#: The only kind the contract publishes retained: an agent's online/offline status, also its
+#: MQTT last will, so that a collector starting later learns every agent's state. The collector
+#: refuses any other retained message (parse_message(..., retained=True) -> "retained").
+RETAIN_KINDS = ("status",)
 
 
 def valid_site_code(code: str) -> bool:
     return bool(COMMUNE_RE.match(code) or OTHER_SITE_RE.match(code))
 
-
-class MalformedMessage(ValueError):
-    """The input is not a valid message. ``reason`` is a short stable code for counting."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-# --------------------------------------------------------------------------- field specs
-@dataclass(frozen=True)
-class Num:
-    lo: float = 0.0
-    hi: float = math.inf
-    optional: bool = False
-    integer: bool = False
-
-
-@dataclass(frozen=True)
-class Str:
-    max_len: int = 256
-    choices: tuple[str, ...] | None = None
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class Obj:
-    """A JSON object or list whose inner shape is checked by the kind's own validator."""
-
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class Bool:
-    optional: bool = False
-
-
-Spec = Num | Str | Obj | Bool
 
 LINE_KINDS = ("latency", "bandwidth", "dns", "http")
 AGENT_KINDS = ("heartbeat", "status", "inventory", "lan")
@@ -136,7 +117,7 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "resolve_ms": Num(0, 60_000, optional=True),  # absent when no answer came
         "rcode": Str(max_len=16, optional=True),  # NOERROR, NXDOMAIN, SERVFAIL, ...
         "answers": Num(0, 1000, integer=True, optional=True),
-        "addresses": Obj(optional=True),
+        "addresses": Obj(optional=True),  # [IP address], see check_dns
         "attempts": Num(0, 100, integer=True),
         "source": Str(optional=True),
     },
@@ -157,7 +138,7 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "queue_depth": Num(0, 10**9, integer=True),
         "queue_dropped": Num(0, 10**12, integer=True),
         "probe_errors": Num(0, 10**12, integer=True),
-        "clock_utc": Str(max_len=40),
+        "clock_utc": Str(max_len=40, fmt="time"),  # may be wrong: any time in MIN_YEAR..MAX_YEAR
         "hostname": Str(max_len=128, optional=True),
         "last_probe_error": Str(max_len=500, optional=True),
     },
@@ -178,7 +159,7 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "disk_mount": Str(max_len=256, optional=True),
         "disk_total_gb": Num(0, 10**6),
         "disk_free_gb": Num(0, 10**6),
-        "boot_time": Str(max_len=40),
+        "boot_time": Str(max_len=40, fmt="time"),
         "interfaces": Obj(),  # list of interface entries, see check_inventory
     },
     # One LAN discovery sweep: a summary and the changes since the last sweep (host appeared;
@@ -202,10 +183,11 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
     },
 }
 
-#: Device class guesses of LAN hosts.
-DEVICE_CLASSES = ("computer", "printer", "phone", "network", "unknown")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-MAX_HOSTS_PER_MESSAGE = 4096
+#: Kinds whose Obj fields (nested objects/lists) have their own check (wire_checks). Every kind
+#: with an Obj field must be here (tests/test_wire.py checks): nothing is stored unchecked.
+INNER_CHECKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
+    "lan": check_lan, "inventory": check_inventory, "dns": check_dns,
+}
 
 
 def kind_scope(kind: str) -> str:
@@ -247,6 +229,8 @@ def subscription(province: str = "+") -> str:
 
 
 def parse_topic(topic: str) -> Topic:
+    if not isinstance(topic, str):
+        raise MalformedMessage("bad_topic", f"topic is {type(topic).__name__}, not text")
     parts = topic.split("/")
     if len(parts) != 7 or "/".join(parts[:2]) != TOPIC_ROOT:
         raise MalformedMessage("bad_topic", f"topic {topic!r} is not {TOPIC_ROOT}/<province>/<site>/<line|agent>/<id>/<kind>")
@@ -269,13 +253,6 @@ def utc_now() -> datetime:
 
 def format_time(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(s: str) -> datetime:
-    t = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        raise ValueError("timestamp has no time zone")
-    return t.astimezone(timezone.utc)
 
 
 @dataclass
@@ -328,7 +305,12 @@ def build_message(**kw: Any) -> Message:
     """Build a message and check it against the contract, so an agent bug fails loudly at
     the source instead of being dropped silently by the collector."""
     msg = Message(**kw)
-    check_data(msg.kind, msg.data, msg.ok)
+    scope = kind_scope(msg.kind)
+    check_document({"line": msg.line, "error_code": msg.error_code, "error": msg.error, "data": msg.data})
+    check_envelope(scope, msg.agent_id, msg.line, msg.seq, msg.stream, msg.error_code, msg.error)
+    _check_shape(msg.kind, msg.data, msg.ok)
+    if (size := len(msg.to_json())) > MAX_PAYLOAD_BYTES:  # the broker would disconnect the agent for it
+        raise MalformedMessage("too_large", f"{msg.kind} message of {size} bytes exceeds {MAX_PAYLOAD_BYTES}")
     return msg
 
 
@@ -337,168 +319,73 @@ def _reject_constant(name: str) -> float:
 
 
 def check_data(kind: str, data: Any, ok: bool) -> None:
+    """The ``data`` of one message: document rules (text, depth, numbers), then its schema."""
+    check_document(data, f"{kind}.data", depth=2)
+    _check_shape(kind, data, ok)
+
+
+def _check_shape(kind: str, data: Any, ok: bool) -> None:
     schema = SCHEMAS.get(kind)
     if schema is None:
         raise MalformedMessage("unknown_kind", f"no schema for kind {kind!r}")
-    _check_entry(f"{kind}.data", data, schema)
+    check_entry(f"{kind}.data", data, schema)
     if (inner := INNER_CHECKS.get(kind)) is not None:
         inner(data, ok)
 
 
-def _check_value(path: str, value: Any, spec: Spec) -> None:
-    if isinstance(spec, Num):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise MalformedMessage("bad_type", f"{path} must be a number, got {type(value).__name__}")
-        if spec.integer and not isinstance(value, int):
-            raise MalformedMessage("bad_type", f"{path} must be a whole number")
-        if not math.isfinite(value) or not spec.lo <= value <= spec.hi:
-            raise MalformedMessage("out_of_range", f"{path}={value} is outside [{spec.lo}, {spec.hi}]")
-    elif isinstance(spec, Str):
-        if not isinstance(value, str):
-            raise MalformedMessage("bad_type", f"{path} must be a string, got {type(value).__name__}")
-        if len(value) > spec.max_len:
-            raise MalformedMessage("out_of_range", f"{path} is longer than {spec.max_len} characters")
-        if spec.choices and value not in spec.choices:
-            raise MalformedMessage("out_of_range", f"{path}={value!r} is not one of {', '.join(spec.choices)}")
-    elif isinstance(spec, Bool):
-        if not isinstance(value, bool):
-            raise MalformedMessage("bad_type", f"{path} must be true or false")
-    elif isinstance(spec, Obj):
-        if not isinstance(value, (dict, list)):
-            raise MalformedMessage("bad_type", f"{path} must be an object or list")
+def check_envelope(scope: str, agent_id: str, line: str | None, seq: int, stream: str | None,
+                   error_code: str | None, error: str | None) -> None:
+    """Envelope values, shared by build_message (agent) and parse_message (collector)."""
+    if not ID_RE.match(agent_id):
+        raise MalformedMessage("bad_field", f"agent_id {agent_id!r} is not a valid id")
+    if stream is not None and not STREAM_RE.match(stream):
+        raise MalformedMessage("bad_field", f"stream {stream!r} is not 8-32 lower-case hex digits")
+    if not 0 <= seq <= MAX_SEQ:
+        raise MalformedMessage("bad_field", f"seq {seq} is outside 0..2**53-1")
+    if error is not None and len(error) > 1000:
+        raise MalformedMessage("bad_field", "error text is longer than 1000 characters")
+    if error_code is not None and not ERROR_CODE_RE.match(error_code):
+        raise MalformedMessage("bad_field", f"error_code {error_code!r} is not a code like dns_failed "
+                                            f"(1-64 of a-z 0-9 _ . -)")
+    if scope == "agent" and line is not None:
+        raise MalformedMessage("topic_mismatch", f"a per-agent message carries line {line!r} (must be null)")
+    if scope == "line" and (line is None or not ID_RE.match(line)):
+        raise MalformedMessage("topic_mismatch", f"a per-line message needs a valid line id, not {line!r}")
 
 
-# --------------------------------------------------------------------------- nested shapes
-def _entries(path: str, value: Any, max_items: int) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MalformedMessage("bad_type", f"{path} must be a list")
-    if len(value) > max_items:
-        raise MalformedMessage("out_of_range", f"{path} has {len(value)} entries (at most {max_items})")
-    return value
-
-
-def _check_entry(path: str, entry: Any, fields: dict[str, Spec]) -> None:
-    if not isinstance(entry, dict):
-        raise MalformedMessage("bad_field", f"{path} must be an object")
-    for name in entry:
-        if name not in fields:
-            raise MalformedMessage("unknown_field", f"{path} has unknown field {name!r}")
-    for name, spec in fields.items():
-        value = entry.get(name)
-        if value is None:
-            if spec.optional:
-                continue
-            raise MalformedMessage("missing_field", f"{path}.{name} is required")
-        _check_value(f"{path}.{name}", value, spec)
-
-
-LAN_HOST_FIELDS: dict[str, Spec] = {
-    "ip": Str(max_len=15), "mac": Str(max_len=17), "device_class": Str(choices=DEVICE_CLASSES),
-    "vendor": Str(max_len=128, optional=True), "name": Str(max_len=255, optional=True),
-    "first_seen": Str(max_len=40, optional=True), "last_seen": Str(max_len=40, optional=True),
-}
-INTERFACE_FIELDS: dict[str, Spec] = {
-    "name": Str(max_len=64), "is_up": Bool(optional=True), "mac": Str(max_len=17, optional=True),
-    "ipv4": Obj(optional=True), "link_speed_mbps": Num(0, 10**6, optional=True), "mtu": Num(0, 10**6, optional=True),
-    **{k: Num(0, 2**64, optional=True, integer=True)
-       for k in ("rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_drops", "tx_drops")},
-}
-
-
-def check_lan_host(path: str, host: Any) -> None:
-    """One host entry of a lan message: the collector keys its inventory on these."""
-    _check_entry(path, host, LAN_HOST_FIELDS)
-    try:
-        if ipaddress.ip_address(host["ip"]).version != 4:
-            raise ValueError
-    except ValueError:
-        raise MalformedMessage("bad_field", f"{path}.ip {host['ip']!r} is not an IPv4 address") from None
-    if not MAC_RE.match(host["mac"]):
-        raise MalformedMessage("bad_field", f"{path}.mac {host['mac']!r} is not a MAC like aa:bb:cc:dd:ee:ff")
-    for t in ("first_seen", "last_seen"):
-        if t in host:
-            try:
-                parse_time(host[t])
-            except ValueError:
-                raise MalformedMessage("bad_time", f"{path}.{t} is not an ISO-8601 UTC time") from None
-
-
-def check_lan(data: dict[str, Any], ok: bool) -> None:
-    if ok:
-        for name in ("sweep_no", "hosts_seen", "hosts_known", "computers", "by_class", "appeared", "gone"):
-            if data.get(name) is None:
-                raise MalformedMessage("missing_field", f"lan.data.{name} is required in a successful sweep")
-        if data["method"] == "none":
-            raise MalformedMessage("bad_field", "a successful sweep must name its method")
-    for i, s in enumerate(_entries("lan.data.subnets", data["subnets"], 64)):
-        _check_entry(f"lan.data.subnets[{i}]", s, {"cidr": Str(max_len=18), "interface": Str(max_len=32)})
-        try:
-            ipaddress.IPv4Network(s["cidr"])
-        except ValueError:
-            raise MalformedMessage("bad_field", f"lan.data.subnets[{i}].cidr {s['cidr']!r} is not a network") from None
-    for i, s in enumerate(_entries("lan.data.skipped", data.get("skipped"), 64)):
-        _check_entry(f"lan.data.skipped[{i}]", s, {"what": Str(max_len=64), "reason": Str(max_len=200)})
-    for i, n in enumerate(_entries("lan.data.notes", data.get("notes"), 20)):
-        _check_value(f"lan.data.notes[{i}]", n, Str(max_len=300))
-    by_class = data.get("by_class")
-    if by_class is not None:
-        if not isinstance(by_class, dict):
-            raise MalformedMessage("bad_type", "lan.data.by_class must be an object")
-        for cls, n in by_class.items():
-            if cls not in DEVICE_CLASSES:
-                raise MalformedMessage("out_of_range", f"lan.data.by_class has unknown class {cls!r}")
-            _check_value(f"lan.data.by_class.{cls}", n, Num(0, 70_000, integer=True))
-    for i, mac in enumerate(_entries("lan.data.missing", data.get("missing"), MAX_HOSTS_PER_MESSAGE)):
-        if not isinstance(mac, str) or not MAC_RE.match(mac):
-            raise MalformedMessage("bad_field", f"lan.data.missing[{i}] is not a MAC like aa:bb:cc:dd:ee:ff")
-    for key in ("appeared", "gone"):
-        for i, h in enumerate(_entries(f"lan.data.{key}", data.get(key), MAX_HOSTS_PER_MESSAGE)):
-            check_lan_host(f"lan.data.{key}[{i}]", h)
-
-
-def check_inventory(data: dict[str, Any], ok: bool) -> None:
-    try:
-        parse_time(data["boot_time"])
-    except ValueError:
-        raise MalformedMessage("bad_time", "inventory.data.boot_time is not an ISO-8601 UTC time") from None
-    for i, e in enumerate(_entries("inventory.data.interfaces", data["interfaces"], 64)):
-        path = f"inventory.data.interfaces[{i}]"
-        _check_entry(path, e, INTERFACE_FIELDS)
-        for j, a in enumerate(_entries(f"{path}.ipv4", e.get("ipv4"), 16)):
-            _check_value(f"{path}.ipv4[{j}]", a, Str(max_len=15))
-
-
-#: Kinds whose nested objects/lists (Obj fields) need their own check.
-INNER_CHECKS = {"lan": check_lan, "inventory": check_inventory}
-
-
-def parse_message(topic: str, payload: bytes, now: datetime | None = None) -> Message:
-    """Validate one MQTT message against the contract. Raises :class:`MalformedMessage`."""
+def parse_message(topic: str, payload: bytes, now: datetime | None = None, *, retained: bool = False) -> Message:
+    """Validate one MQTT message against the contract. Raises :class:`MalformedMessage` with
+    one of :data:`REASONS`, and nothing else, for any payload on any topic. ``retained``: the
+    message came with the MQTT retain flag (only :data:`RETAIN_KINDS` may)."""
+    if not isinstance(payload, (bytes, bytearray)):
+        raise MalformedMessage("bad_json", f"payload is {type(payload).__name__}, not bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MalformedMessage("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     t = parse_topic(topic)
     if t.kind == "cmd":
         raise MalformedMessage("bad_topic", "command topics carry no measurements")
+    if retained and t.kind not in RETAIN_KINDS:
+        raise MalformedMessage("retained", f"{t.kind} messages are never retained (only {', '.join(RETAIN_KINDS)})")
     try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
+        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
     except MalformedMessage:
         raise
-    except (ValueError, UnicodeDecodeError) as e:
-        raise MalformedMessage("bad_json", f"payload is not JSON ({e})") from None
+    except RecursionError:
+        raise MalformedMessage("bad_json", "payload is nested too deeply to parse") from None
+    except ValueError as e:  # incl. UnicodeDecodeError: JSON on the wire is UTF-8 (RFC 8259)
+        raise MalformedMessage("bad_json", f"payload is not UTF-8 JSON ({e})") from None
     if not isinstance(obj, dict):
         raise MalformedMessage("bad_json", "payload must be a JSON object")
     schema = obj.get("schema")
-    if schema != SCHEMA_VERSION:
+    if schema != SCHEMA_VERSION or type(schema) is not int:
         raise MalformedMessage("bad_schema", f"schema version {schema!r} is not supported (expected {SCHEMA_VERSION})")
 
-    def field_(name: str, typ: type | tuple[type, ...], optional: bool = False) -> Any:
+    def field_(name: str, typ: type, optional: bool = False) -> Any:
         v = obj.get(name)
         if v is None and optional:
             return None
         if isinstance(v, bool) and typ is int or not isinstance(v, typ):
-            raise MalformedMessage("bad_field", f"envelope field {name!r} is missing or not {getattr(typ, '__name__', typ)}")
+            raise MalformedMessage("bad_field", f"envelope field {name!r} is missing or not {typ.__name__}")
         return v
 
     kind = field_("kind", str)
@@ -511,30 +398,22 @@ def parse_message(topic: str, payload: bytes, now: datetime | None = None) -> Me
     error_code = field_("error_code", str, optional=True)
     error = field_("error", str, optional=True)
     stream = field_("stream", str, optional=True)
-    if stream is not None and not STREAM_RE.match(stream):
-        raise MalformedMessage("bad_field", f"stream {stream!r} is not 8-32 lower-case hex digits")
-    if not ID_RE.match(agent_id):
-        raise MalformedMessage("bad_field", f"agent_id {agent_id!r} is not a valid id")
-    if not 0 <= seq < 2**63:
-        raise MalformedMessage("bad_field", f"seq {seq} out of range")
-    if error and len(error) > 1000 or error_code and len(error_code) > 64:
-        raise MalformedMessage("bad_field", "error text too long")
+    check_envelope(t.scope, agent_id, line, seq, stream, error_code, error)
+    # Once, over everything (unknown envelope keys too): depth, storable text, int64, finite.
+    check_document(obj)
     if kind != t.kind or province != t.province or site != t.site:
-        raise MalformedMessage("topic_mismatch", f"payload ({province}/{site}/{kind}) does not match topic {topic!r}")
+        raise MalformedMessage("topic_mismatch", f"payload ({province!r}/{site!r}/{kind!r}) does not match topic {topic!r}")
     if t.scope == "line" and line != t.name:
         raise MalformedMessage("topic_mismatch", f"payload line {line!r} does not match topic line {t.name!r}")
     if t.scope == "agent" and agent_id != t.name:
         raise MalformedMessage("topic_mismatch", f"payload agent {agent_id!r} does not match topic agent {t.name!r}")
-    try:
-        measured_at = parse_time(field_("measured_at", str))
-    except ValueError as e:
-        raise MalformedMessage("bad_time", f"measured_at is not an ISO-8601 UTC time ({e})") from None
+    measured_at = check_time("measured_at", field_("measured_at", str))
     now = now or utc_now()
     if measured_at > now + MAX_CLOCK_AHEAD:
         raise MalformedMessage("bad_time", f"measured_at {format_time(measured_at)} is in the future (agent clock wrong?)")
     if measured_at < now - MAX_AGE:
         raise MalformedMessage("bad_time", f"measured_at {format_time(measured_at)} is older than {MAX_AGE.days} days")
     data = obj.get("data")
-    check_data(kind, data, ok)
+    _check_shape(kind, data, ok)
     return Message(kind=kind, agent_id=agent_id, province=province, site=site, line=line, seq=seq, stream=stream,
                    measured_at=measured_at, data=data, ok=ok, error_code=error_code, error=error)

@@ -1,6 +1,7 @@
 """The shipped deploy files work with the real programs they configure."""
 import re
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from linewatch.collector import registry as registry_mod
 from linewatch.collector.config import BrokerConfig
 from linewatch.collector.ingest import Ingestor
 from linewatch.collector.mqtt import Subscriber
-from linewatch.collector.store import Store
+from linewatch.collector.record import EventFilter, open_record
 
 from conftest import REGISTRY_TOML, ROOT, free_port, start_mosquitto, wait_for, wait_port
 
@@ -61,7 +62,7 @@ def shipped_broker(tmp: Path, secure: bool = False, registry_text: str = REGISTR
 def test_the_shipped_broker_config_keeps_far_more_than_1000_messages_for_a_stopped_collector(tmp_path):
     """Mosquitto's default max_queued_messages (1000) would silently drop the rest."""
     broker = shipped_broker(tmp_path / "broker")
-    store = Store(tmp_path / "record.sqlite3")
+    store = open_record(tmp_path / "record.sqlite3")
     cfg = BrokerConfig(port=broker.port, client_id="linewatch-collector")
     try:
         sub = Subscriber(cfg, Ingestor(store, registry_mod.parse(__import__("tomllib").loads(REGISTRY_TOML))))
@@ -86,9 +87,10 @@ def test_the_shipped_broker_config_keeps_far_more_than_1000_messages_for_a_stopp
         broker.restart()  # and the queue survives a broker restart (persistence)
         sub = Subscriber(cfg, sub.ingestor)
         sub.start()
-        wait_for(lambda: len(store.measurements()) >= n, 60, f"{n} queued messages to reach the record")
+        wait_for(lambda: len(store.events(EventFilter(messages=True))) >= n, 60,
+                 f"{n} queued messages to reach the record")
         sub.stop()
-        assert sorted(r["seq"] for r in store.measurements()) == list(range(1, n + 1))
+        assert sorted(r.seq for r in store.events(EventFilter(messages=True))) == list(range(1, n + 1))
     finally:
         store.close()
         broker.stop()
@@ -102,3 +104,73 @@ def test_install_scripts_and_units_are_well_formed():
         exec_start = re.search(r"^ExecStart=(\S+) -c (\S+) run$", text, re.M)
         assert exec_start, unit
         assert "RestartPreventExitStatus=2 3" in text  # bad config / bad credentials: no restart loop
+
+
+def _conf_value(name: str) -> str:
+    m = re.search(rf"^{name} (\S+)$", SHIPPED, re.M)
+    assert m, f"{name} is not set in deploy/server/mosquitto.conf"
+    return m.group(1)
+
+
+def _longest_topic() -> str:
+    """The longest topic the contract accepts: a non-commune site code, a 48-character agent id."""
+    topic = wire.agent_topic("52", "52-" + "a" * 31, "a" * 48, max(wire.AGENT_KINDS, key=len))
+    assert wire.parse_topic(topic) and len(topic) == 108
+    return topic
+
+
+def _publish_packet_size(topic: str, payload_len: int) -> int:
+    """An MQTT 3.1.1 QoS 1 PUBLISH as Mosquitto 2.0 measures it for max_packet_size: the fixed
+    header byte + the remaining length (topic length, topic, packet id, payload). The 1-4 bytes
+    that encode the remaining length are not counted (checked below against the real broker)."""
+    return 1 + 2 + len(topic.encode()) + 2 + payload_len
+
+
+def test_the_broker_accepts_exactly_what_the_collector_can_take_and_no_more():
+    limit = int(_conf_value("max_packet_size"))
+    assert limit <= wire.MAX_PAYLOAD_BYTES + 1024, "the broker would queue messages the collector must refuse"
+    assert limit >= _publish_packet_size(_longest_topic(), wire.MAX_PAYLOAD_BYTES), \
+        "the broker would refuse a message the collector accepts"
+    assert not re.search(r"^retain_available +false", SHIPPED, re.M), "status (and the last will) is retained"
+
+
+def test_the_shipped_broker_refuses_a_publish_larger_than_the_collector_accepts(tmp_path):
+    broker = shipped_broker(tmp_path / "broker")
+    limit = int(_conf_value("max_packet_size"))
+    topic = _longest_topic()
+    got: list[tuple[str, int]] = []
+    clients: list[mqtt.Client] = []
+    dropped: set[str] = set()
+
+    def client(client_id: str) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        c.on_disconnect = lambda *_: dropped.add(client_id)
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
+        clients.append(c)
+        return c
+
+    try:
+        sub = client("sub")
+        sub.on_message = lambda _c, _u, m: got.append((m.topic, len(m.payload)))
+        sub.subscribe("lw/v1/#", qos=1)
+        time.sleep(0.3)
+        # the largest payload the collector accepts, on the longest topic: delivered
+        client("big").publish(topic, b"x" * wire.MAX_PAYLOAD_BYTES, qos=1)
+        wait_for(lambda: (topic, wire.MAX_PAYLOAD_BYTES) in got, 10, "the largest valid message")
+        # exactly the limit, as Mosquitto counts it, still passes (so the count above is Mosquitto's)
+        at_limit = limit - _publish_packet_size(topic, 0)
+        client("at-limit").publish(topic, b"x" * at_limit, qos=1)
+        wait_for(lambda: (topic, at_limit) in got, 10, "a message of exactly max_packet_size")
+        # one byte over the broker's limit: the sender is disconnected, nothing is delivered or retained
+        over = limit + 1 - _publish_packet_size(topic, 0)
+        client("too-big").publish(topic, b"x" * over, qos=1, retain=True)
+        wait_for(lambda: "too-big" in dropped, 10, "the broker to disconnect the sender of an oversized packet")
+        client("marker").publish(wire.agent_topic("52", "21583", "ag-1", "status"), b"m", qos=1)
+        wait_for(lambda: any(n == 1 for _, n in got), 10, "the marker sent after the oversized message")
+        assert (topic, over) not in got and "sub" not in dropped
+    finally:
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+        broker.stop()

@@ -27,7 +27,7 @@ from linewatch.collector import registry as registry_mod
 from linewatch.collector import security
 from linewatch.collector.ingest import Ingestor
 from linewatch.collector.mqtt import Subscriber
-from linewatch.collector.store import Store
+from linewatch.collector.record import EventFilter, open_record
 from linewatch.config import ConfigError
 
 from conftest import MOSQUITTO, REGISTRY_TOML, spawn, wait_for
@@ -138,6 +138,61 @@ def test_enrol_refuses_with_the_fix_instead_of_guessing(tmp_path):
                        bind=["fiber=192.168.1.10", "tslcd=eth1"], **kw)
 
 
+def run_collector_cli(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "linewatch.collector.cli", "-c", "collector.toml", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("login_first", [True, False], ids=["login-set-first", "login-added-after"])
+def test_init_ca_works_whether_or_not_the_admin_set_the_collector_login_first(tmp_path, login_first):
+    """README "Security": the admin may write username/password_file into collector.toml
+    before running init-ca; the password file does not exist yet then (init-ca makes it)."""
+    (tmp_path / "registry.toml").write_text(REGISTRY_TOML)
+    login = 'username = "linewatch-collector"\npassword_file = "collector.password"\n'
+    cfg = textwrap.dedent("""\
+        registry = "registry.toml"
+        record = "record.sqlite3"
+        [mqtt]
+        port = 1
+        {login}[security]
+        ca_dir = "ca"
+        broker_dir = "broker"
+        """)
+    (tmp_path / "collector.toml").write_text(cfg.format(login=login if login_first else ""))
+    r = run_collector_cli(tmp_path, "init-ca", "--host", "x")
+    assert r.returncode == 0, r.stderr
+    password = (tmp_path / "collector.password").read_text().strip()
+    users = dict(ln.split(":", 1) for ln in (tmp_path / "broker" / security.PASSWORD_FILE).read_text().splitlines())
+    assert security.check_password(users["linewatch-collector"], password)
+    assert ("Add to [mqtt]" in r.stdout) is not login_first, "asks for the login lines only when they are missing"
+    (tmp_path / "collector.toml").write_text(cfg.format(login=login))
+    # run again (e.g. a new broker name): the CA and the collector's password are kept
+    assert run_collector_cli(tmp_path, "init-ca", "--host", "y").returncode == 0
+    assert (tmp_path / "collector.password").read_text().strip() == password
+    assert collector_config.load(tmp_path / "collector.toml").mqtt.password == password
+
+
+def test_run_and_check_config_still_refuse_a_missing_password_file_with_exit_2(tmp_path):
+    (tmp_path / "registry.toml").write_text(REGISTRY_TOML)
+    (tmp_path / "collector.toml").write_text(textwrap.dedent("""\
+        registry = "registry.toml"
+        record = "record.sqlite3"
+        [mqtt]
+        port = 1
+        username = "linewatch-collector"
+        password_file = "collector.password"
+        """))
+    for cmd in ("run", "check-config"):
+        r = run_collector_cli(tmp_path, cmd, timeout=20)
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert "collector.password" in r.stderr and "init-ca" in r.stderr, r.stderr
+    assert not (tmp_path / "record.sqlite3").exists(), "refused before opening the record"
+    with pytest.raises(ConfigError, match="password_file"):
+        collector_config.load(tmp_path / "collector.toml")
+
+
 # --------------------------------------------------------------------------- the real broker
 @pytest.fixture(scope="module")
 def province(tmp_path_factory):
@@ -189,7 +244,7 @@ def province(tmp_path_factory):
                                    "--out", str(tmp / "ag-21584"), "--install-dir", str(tmp / "ag-21584"),
                                    "--target", "fiber=127.0.0.1"]) == 0
     cfg = collector_config.load(cfg_path)
-    store = Store(cfg.record_path)
+    store = open_record(cfg.record)
     sub = Subscriber(cfg.mqtt, Ingestor(store, registry_mod.load(cfg.registry_path)))
     sub.start()
     wait_for(sub.connected.is_set, 10, "the collector to log in on the loopback listener")
@@ -246,13 +301,12 @@ def publish(c: mqtt.Client, topic: str, payload: bytes) -> None:
     assert info.is_published()
 
 
-def rows(p, agent_id: str) -> list[dict]:
-    return p.store.measurements("agent_id = ?", (agent_id,))
+def rows(p, agent_id: str | None = None) -> list:
+    return p.store.events(EventFilter(agent_id=agent_id, messages=True))
 
 
 def rejects(p) -> list[tuple[str, str]]:
-    with p.store._lock:  # the collector's writer thread shares this connection
-        return [tuple(r) for r in p.store.db.execute("SELECT topic, reason FROM rejects ORDER BY id").fetchall()]
+    return [(r.topic, r.reason) for r in reversed(p.store.rejects(10_000))]  # oldest first
 
 
 def test_one_agents_login_cannot_publish_under_another_site_or_another_agent(province):
@@ -272,8 +326,8 @@ def test_one_agents_login_cannot_publish_under_another_site_or_another_agent(pro
     # connection's packets in order, so once it is in the record the two above would be too.
     own = latency("ag-21584", "21584", 777_002)
     publish(c, own.topic, own.to_json())
-    wait_for(lambda: any(r["seq"] == 777_002 for r in rows(p, "ag-21584")), 10, "the sentinel in the record")
-    assert not any(r["seq"] == 777_001 for r in rows(p, "ag-21583"))
+    wait_for(lambda: any(r.seq == 777_002 for r in rows(p, "ag-21584")), 10, "the sentinel in the record")
+    assert not any(r.seq == 777_001 for r in rows(p, "ag-21583"))
     assert rejects(p) == before, "the spoofed messages never reached the collector"
     log = p.broker.log.read_text(errors="replace")
     assert f"Denied PUBLISH from ag-21584 (d0, q1, r0, m1, '{spoofed.topic}'" in log
@@ -294,7 +348,7 @@ def test_an_agent_reads_only_its_own_command_topic_and_cannot_take_another_agent
     wait_for(lambda: st["messages"], 10, "its own command")
     own = latency("ag-21584", "21584", 777_010)
     publish(c, own.topic, own.to_json())  # allowed to write, not to read back
-    wait_for(lambda: any(r["seq"] == 777_010 for r in rows(p, "ag-21584")), 10, "its measurement in the record")
+    wait_for(lambda: any(r.seq == 777_010 for r in rows(p, "ag-21584")), 10, "its measurement in the record")
     assert st["messages"] == [wire.command_topic("52", "21584", "ag-21584")]
     log = p.broker.log.read_text(errors="replace")
     assert "as ag-21584 (p2" in log and "as ag-21583 (p2" not in log, \
@@ -316,7 +370,7 @@ def test_the_collector_rejects_a_payload_claiming_another_site_or_an_agent_not_l
     found = wait_for(lambda: [r for r in rejects(p) if r[0] == topic][-2:] if len(
         [r for r in rejects(p) if r[0] == topic]) >= 2 else None, 10, "two rejects")
     assert [reason for _, reason in found] == ["topic_mismatch", "unknown_agent"]
-    assert not [r for r in p.store.measurements() if r["seq"] in (777_020, 777_021)]
+    assert not [r for r in rows(p) if r.seq in (777_020, 777_021)]
     c.disconnect()
     c.loop_stop()
 
@@ -410,10 +464,10 @@ def test_an_agent_enrolled_with_the_enrol_command_connects_over_tls_and_its_meas
     reload_broker(p, "ag-21583", (out / "agent.password").read_text().strip())
     agent = spawn(["linewatch.agent.cli", "-c", str(out / "agent.toml"), "run"], out / "agent.log")
     procs.append(agent)
-    got = wait_for(lambda: [r for r in rows(p, "ag-21583") if r["kind"] == "latency" and r["ok"]] or None,
+    got = wait_for(lambda: [r for r in rows(p, "ag-21583") if r.kind == "latency" and r.ok] or None,
                    30, "a latency measurement of the enrolled agent in the record")
-    assert {r["line"] for r in got} <= {"fiber", "tslcd"} and got[0]["site"] == "21583"
-    wait_for(lambda: [a["state"] for a in p.store.agents() if a["agent_id"] == "ag-21583"] == ["online"], 10,
+    assert {r.line for r in got} <= {"fiber", "tslcd"} and got[0].site == "21583"
+    wait_for(lambda: [a.state for a in p.store.agents() if a.agent_id == "ag-21583"] == ["online"], 10,
              "its retained online status")
     assert agent.stop() == 0, agent.output()
     log = p.broker.log.read_text(errors="replace")
