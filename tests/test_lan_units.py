@@ -18,7 +18,7 @@ from linewatch.agent.inventory import collect, parse_cpu_model, parse_os_release
 from linewatch.collector import registry as registry_mod
 from linewatch.collector.ingest import Ingestor
 from linewatch.collector.inventory import site_lan
-from linewatch.collector.store import Store
+from linewatch.collector.record import open_record
 from linewatch.config import ConfigError
 
 from conftest import REGISTRY_TOML
@@ -242,14 +242,13 @@ def lan_msg(seq: int, minutes: int, sweep_no: int, appeared=(), gone=(), missing
 @pytest.fixture
 def ingest(tmp_path):
     reg = registry_mod.parse(__import__("tomllib").loads(REGISTRY_TOML))
-    store = Store(tmp_path / "record.sqlite3")
+    store = open_record(tmp_path / "record.sqlite3")
     ing = Ingestor(store, reg)
 
     def feed(m_or_topic, payload: bytes | None = None):
-        with store.transaction():
-            if payload is None:
-                return ing.handle(m_or_topic.topic, m_or_topic.to_json())
-            return ing.handle(m_or_topic, payload)
+        if payload is None:
+            return ing.handle(m_or_topic.topic, m_or_topic.to_json())
+        return ing.handle(m_or_topic, payload)
     feed.store, feed.site = store, reg.site("21583")
     yield feed
     store.close()
@@ -305,7 +304,7 @@ def test_the_collector_rejects_a_malformed_host_entry_with_a_reason(ingest, bad,
     obj["data"]["appeared"][0].update(bad)
     out = ingest(good.topic, json.dumps(obj).encode())
     assert (out.status, out.reason) == ("rejected", reason) and where in out.detail
-    assert ingest.store.rejects()[0]["reason"] == reason
+    assert ingest.store.rejects()[0].reason == reason
 
 
 def test_a_successful_sweep_must_carry_its_summary():

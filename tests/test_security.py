@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import textwrap
+import time
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -73,10 +74,10 @@ def test_acl_lets_each_agent_write_only_its_own_site_and_agent_topics_and_read_o
     assert not may(acl, "ag-21583", "read", wire.command_topic("52", "21584", "ag-21584"))
     assert not may(acl, "ag-21583", "read", own_line), "an agent reads nothing but its command topic"
     assert not may(acl, "ag-21583", "write", "lw/v1/52/21583/line/fiber/latency/extra")
-    # the collector reads everything and may command agents, but not forge measurements
+    # the collector reads everything, commands agents, and may clear a retained message anywhere
     assert may(acl, "linewatch-collector", "read", own_line)
     assert may(acl, "linewatch-collector", "write", wire.command_topic("52", "21584", "ag-21584"))
-    assert not may(acl, "linewatch-collector", "write", own_line)
+    assert may(acl, "linewatch-collector", "write", own_line)
 
 
 def test_a_site_without_listed_agents_gets_no_publisher_and_the_acl_follows_registry_edits():
@@ -472,3 +473,27 @@ def test_an_agent_enrolled_with_the_enrol_command_connects_over_tls_and_its_meas
     assert agent.stop() == 0, agent.output()
     log = p.broker.log.read_text(errors="replace")
     assert "as ag-21583 (p2" in log and "Denied PUBLISH from ag-21583" not in log
+
+
+def test_a_retained_measurement_from_an_enrolled_agent_is_refused_and_cleared_under_the_shipped_acl(province):
+    """With the generated ACL and the shipped broker config, the collector's empty retained
+    publish is allowed, so retained junk does not sit in the broker to come back at every
+    subscription."""
+    p = province
+    c, st = tls_client(p, "ag-21584", p.ag_21584, client_id="ag-21584")
+    junk = latency("ag-21584", "21584", 777_100)
+    info = c.publish(junk.topic, junk.to_json(), qos=1, retain=True)
+    info.wait_for_publish(5)
+    wait_for(lambda: (junk.topic, "retained") in rejects(p), 10, "the retained measurement to be refused")
+    assert not any(r.seq == 777_100 for r in rows(p, "ag-21584"))
+    c.disconnect()
+    c.loop_stop()
+
+    # mosquitto's own log (log_type all) says whether the collector's empty retained publish
+    # on that topic was received, or denied by the ACL (as it was before the collector could)
+    def clearing() -> list[str]:
+        return [ln for ln in p.broker.log.read_text(errors="replace").splitlines()
+                if "from linewatch-collector" in ln and junk.topic in ln and "(0 bytes)" in ln]
+
+    lines = wait_for(clearing, 10, "the collector's clearing publish in the broker log")
+    assert all("Denied" not in ln for ln in lines) and any("r1" in ln for ln in lines), lines
