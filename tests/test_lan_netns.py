@@ -6,7 +6,6 @@ import ipaddress
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from linewatch.collector.record import EventFilter, open_record
 
 from conftest import MOSQUITTO, REGISTRY_TOML, ROOT, wait_for
 from netlab import IP, Lab, netns_unavailable
@@ -114,19 +115,22 @@ def _stop(p: subprocess.Popen) -> None:
 
 
 def _lan_messages(record: Path) -> list[dict]:
-    with sqlite3.connect(record) as db:
-        return [json.loads(d) | {"_seq": s} for s, d in
-                db.execute("SELECT seq, data FROM measurements WHERE kind='lan' AND ok=1 ORDER BY seq")]
+    rec = open_record(record)
+    try:
+        return [e.data | {"_seq": e.seq} for e in rec.events(EventFilter(kind="lan", ok=True))]
+    finally:
+        rec.close()
 
 
-def _hosts(record: Path) -> dict[str, tuple]:
+def _hosts(record: Path, site: str = "21583") -> dict[str, tuple]:
     if not record.exists():
         return {}
+    rec = open_record(record)
     try:
-        with sqlite3.connect(record) as db:
-            return {r[0]: r[1:] for r in db.execute("SELECT mac, vendor, device_class, gone_at FROM lan_hosts")}
-    except sqlite3.OperationalError:
-        return {}
+        st = rec.lan_state(site)
+        return {h.mac: (h.vendor, h.device_class, h.gone_at) for h in st.hosts + st.gone}
+    finally:
+        rec.close()
 
 
 @pytest.mark.skipif(not MOSQUITTO, reason="mosquitto is not installed (./dev test installs it with apt-get)")

@@ -72,10 +72,11 @@ def _change(what: str, h: dict[str, Any]) -> dict[str, Any]:
 
 
 def lan_state(db: "Backend", site: str) -> LanState:
-    hosts = [LanHost(*r) for r in db.execute(
+    every = [LanHost(*r) for r in db.execute(
         "SELECT mac, ip, vendor, name, device_class, agent_id, first_seen, last_seen, gone_at FROM lan_hosts "
-        "WHERE site=? AND gone_at IS NULL ORDER BY device_class, ip", (site,)).fetchall()]
-    n_gone = db.execute("SELECT count(*) FROM lan_hosts WHERE site=? AND gone_at IS NOT NULL", (site,)).fetchone()[0]
+        "WHERE site=? ORDER BY device_class, ip", (site,)).fetchall()]
+    hosts = [h for h in every if h.gone_at is None]
+    gone = [h for h in every if h.gone_at is not None]
     sweeps = [LanSweep(a, s, ok_at, method, no, known, json.loads(subnets) if subnets else [], e_at, e_code, e)
               for a, s, ok_at, method, no, known, subnets, e_at, e_code, e in db.execute(
                   "SELECT agent_id, site, ok_at, method, sweep_no, hosts_known, subnets, error_at, error_code, error "
@@ -83,4 +84,4 @@ def lan_state(db: "Backend", site: str) -> LanState:
     inv = [HostInventory(a, s, t, json.loads(d)) for a, s, t, d in db.execute(
         "SELECT agent_id, site, measured_at, data FROM host_inventory WHERE site=? ORDER BY agent_id",
         (site,)).fetchall()]
-    return LanState(hosts, int(n_gone), sweeps, inv)
+    return LanState(hosts, len(gone), sweeps, inv, gone)

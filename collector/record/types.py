@@ -197,6 +197,7 @@ class LanState:
     n_gone: int
     sweeps: list[LanSweep]
     inventories: list[HostInventory]
+    gone: list[LanHost] = field(default_factory=list)  # hosts that left the network
 
 
 @dataclass(frozen=True)
