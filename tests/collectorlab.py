@@ -16,34 +16,12 @@ import paho.mqtt.client as mqtt
 from linewatch import wire
 from linewatch.collector.record import EventFilter, open_record
 
-from conftest import Proc, spawn, wait_for
+from conftest import REGISTRY_TOML, Proc, spawn, wait_for
 
 STREAM = "feedc0de"
 
-#: A registry without `agents = [...]`: any agent id may report for these sites.
-OPEN_REGISTRY_TOML = """\
-[[site]]
-code = "21583"
-province = "52"
-name = "UBND phường Thử Nghiệm"
-  [[site.line]]
-  id = "fiber"
-  isp = "VNPT"
-  kind = "internet"
-  contracted_down_mbps = 100
-  contracted_up_mbps = 100
-
-[[site]]
-code = "21584"
-province = "52"
-name = "UBND xã Bên Cạnh"
-  [[site.line]]
-  id = "fiber"
-  isp = "Viettel"
-  kind = "internet"
-  contracted_down_mbps = 50
-  contracted_up_mbps = 50
-"""
+#: The test registry without `agents = [...]`: any agent id may report for these sites.
+OPEN_REGISTRY_TOML = re.sub(r"agents = \[.*\]\n", "", REGISTRY_TOML)
 
 
 def latency(seq: int, agent_id: str = "ag-21583", site: str = "21583", line: str = "fiber",
