@@ -381,7 +381,9 @@ def main() -> None:
             total = sum(v[2] for v in st.stats.values())
             print(f"\n---- profile of the record writer, {backend} ({args.repeat} runs, {total:.2f} s own time "
                   f"in total), top 25 by own time")
-            print("\n".join(ln for ln in s.getvalue().splitlines()[6:] if ln.strip()))
+            lines = s.getvalue().splitlines()
+            head = next((i for i, ln in enumerate(lines) if ln.strip().startswith("ncalls")), 0)
+            print("\n".join(ln for ln in lines[head:] if ln.strip()))
 
 
 if __name__ == "__main__":

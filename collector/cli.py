@@ -16,11 +16,16 @@ from . import status as status_mod
 
 DESCRIPTION = """\
 Receives what the commune agents measure (over MQTT), checks every message against the
-wire contract and the site registry, and keeps the record (SQLite).
+wire contract and the site registry, and keeps the record (`record =` in the config: an
+SQLite file, or postgresql://... for province and national servers). A message that cannot
+be stored is quarantined with its reason; it never stops the others.
 
 Commands:
-  run            run the collector (normally started by systemd)
-  status         every site and line: last measurement, its age, agent online/offline
+  run            run the collector (normally started by systemd). Exit codes: 2 bad config
+                 or record unreachable, 3 broker refused the login, 4 the writer died
+                 (systemd restarts it; nothing unacknowledged is lost)
+  status         every site and line: the latest result of each probe kind and its age,
+                 agents online/offline/silent and messages missing
   check-config   check the collector config and the site registry
 
 Broker security (run as root on the province server; see README "Security"):
