@@ -71,19 +71,25 @@ class Ingestor:
         Raises RecordUnavailable when nothing could be written (acknowledge nothing)."""
         try:
             with self.record.batch() as b:
-                outcomes = []
-                for it in items:
-                    with b.message():
-                        outcomes.append(self._one(b, it))
-                return outcomes
+                return self._fast(b, items)
         except RecordUnavailable:
             raise
         except Exception as e:  # noqa: BLE001 - one message must not stop the collector
             self._log("batch", "a message broke a batch of %d (%s: %s); storing them one by one",
-                      len(items), type(e).__name__, e)
+                      len(items), type(e).__name__, printable(str(e), 300))
         with self.record.batch(careful=True) as b:
             return [self._isolated(b, it) for it in items]
 
+    def _fast(self, b: Batch, items: Sequence[Incoming]) -> list[Outcome]:
+        """The whole batch at once: check every message, append the sequenced ones to the feed
+        in one statement, then the per-message effects in arrival order."""
+        checked = [self._check(b, it) for it in items]
+        new = [(m, it.received_at) for m, it in zip(checked, items)
+               if isinstance(m, wire.Message) and m.kind != "status"]
+        positions = iter(b.add_messages(new))
+        return [m if isinstance(m, Outcome) else
+                self._apply(b, it, m, None if m.kind == "status" else next(positions))
+                for m, it in zip(checked, items)]
     def _isolated(self, b: Batch, it: Incoming) -> Outcome:
         try:
             with b.message():
@@ -106,6 +112,13 @@ class Ingestor:
 
     # -- one message -----------------------------------------------------------------
     def _one(self, b: Batch, it: Incoming) -> Outcome:
+        m = self._check(b, it)
+        if isinstance(m, Outcome):
+            return m
+        return self._apply(b, it, m, None if m.kind == "status" else b.add_message(m, it.received_at))
+
+    def _check(self, b: Batch, it: Incoming) -> "wire.Message | Outcome":
+        """The message, or the outcome of refusing it (kept in rejects, counted)."""
         if not it.payload:
             # an empty payload clears a retained message (the collector's own clean-up)
             b.count("ignored.empty")
@@ -113,11 +126,15 @@ class Ingestor:
         try:
             m = wire.parse_message(it.topic, it.payload, retained=it.retained)
             self.check_registry(m)
+            return m
         except wire.MalformedMessage as e:
             b.reject(it.topic, e.reason, e.detail, it.payload, it.received_at)
             self._log(e.reason, "rejected message on %s: %s (further '%s' rejects this minute are only counted)",
                       printable(it.topic, 200), printable(str(e), 300), e.reason)
             return Outcome("rejected", e.reason, e.detail)
+
+    def _apply(self, b: Batch, it: Incoming, m: wire.Message, pos: int | None) -> Outcome:
+        """What a checked message does besides its feed entry (``pos``: None = a redelivery)."""
         if m.kind == "status":
             # Retained status and last will: not sequenced; one topic per agent, so the broker
             # delivers them in order and the last one received is the current state. (The
@@ -125,7 +142,6 @@ class Ingestor:
             b.agent_status(m, it.received_at, m.data["state"], m.data.get("version"))
             b.count("stored.status")
             return Outcome("status")
-        pos = b.add_message(m, it.received_at)
         if m.kind == "heartbeat":
             d = m.data
             offset = wire.parse_time(d["clock_utc"]).timestamp() - it.received_at

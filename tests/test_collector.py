@@ -90,14 +90,14 @@ def test_a_message_that_breaks_storage_is_quarantined_and_the_rest_of_its_batch_
     """A fault nobody foresaw (here: a bug in the DNS path) costs one message, never the batch."""
     from linewatch.collector.record import batch
 
-    real = batch.Batch.add_message
+    real = batch.Batch._row
 
-    def explode_on_dns(self, m, received_at):
+    def explode_on_dns(m, received_at):
         if m.kind == "dns":
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        return real(self, m, received_at)
+        return real(m, received_at)
 
-    monkeypatch.setattr(batch.Batch, "add_message", explode_on_dns)
+    monkeypatch.setattr(batch.Batch, "_row", staticmethod(explode_on_dns))
     msgs = [msg(seq=1), msg(seq=2, kind="dns"), msg(seq=3), msg(seq=4, agent="ag-21584", site="21584")]
     outcomes = ingest.store([Incoming(m.topic, m.to_json(), time.time()) for m in msgs])
     assert [o.status for o in outcomes] == ["stored", "quarantined", "stored", "stored"]

@@ -286,3 +286,16 @@ def test_a_full_disk_keeps_nothing_of_the_batch_and_storing_resumes_when_space_i
     seqs = [e.seq for e in rec.events(EventFilter(messages=True))]
     assert seqs == sorted(set(seqs)) and set(seqs) == set(range(1, 2200))
     rec.close()
+
+
+def test_a_batch_appended_in_one_statement_keeps_its_order_and_stores_a_repeated_message_once(record):
+    now = time.time()
+    store(record, latency(2, now - 50))
+    msgs = [latency(s, now - 40 + s) for s in (1, 2, 3, 3, 4)]
+    with record.batch() as b:
+        positions = b.add_messages([(m, now) for m in msgs])
+    assert positions[1] is None and positions[3] is None  # 2 was there; 3 came twice
+    kept = [p for p in positions if p is not None]
+    assert kept == sorted(kept)
+    assert [e.seq for e in record.read_feed(0)] == [2, 1, 3, 4]
+    assert record.counters()["duplicates"] == 2 and record.gaps() == []

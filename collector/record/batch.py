@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 #: Streams remembered per agent; a new stream id per message (hostile) forgets the oldest.
 MAX_STREAMS_PER_AGENT = 8
 MAX_REJECTS_KEPT = 10_000
+_FEED_COLS = "kind, agent_id, stream, seq, site, line, at, received_at, ok, error_code, error, data"
+_ROW_SLOTS = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+#: rows per multi-row INSERT (12 parameters each: well under SQLite's 32,766 and PostgreSQL's 65,535)
+_ROWS_PER_INSERT = 500
+_MULTI_INSERT: dict[int, str] = {}
 
 
 def dumps(v: Any) -> str:
@@ -84,17 +89,49 @@ class Batch:
         self._flush(self._all)
 
     # -- agent messages --------------------------------------------------------------
+    def add_messages(self, msgs: list[tuple["Message", float]]) -> list[int | None]:
+        """Append many agent messages to the feed in one statement (one round trip to
+        PostgreSQL); positions in the order given, None for a redelivery."""
+        out: list[int | None] = [None] * len(msgs)
+        first: dict[tuple[str, str, int], int] = {}
+        rows = []
+        for i, (m, received_at) in enumerate(msgs):
+            key = (m.agent_id, m.stream or "", m.seq)
+            self.seen(m.agent_id, m.province, m.site, received_at)
+            if key in first:
+                continue  # the same message twice in one batch
+            first[key] = i
+            rows.append(self._row(m, received_at))
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start:start + _ROWS_PER_INSERT]
+            sql = _MULTI_INSERT.get(len(chunk)) or _MULTI_INSERT.setdefault(
+                len(chunk), f"INSERT INTO feed ({_FEED_COLS}) VALUES " + ",".join([_ROW_SLOTS] * len(chunk)) +
+                " ON CONFLICT (agent_id, stream, seq) DO NOTHING RETURNING pos, agent_id, stream, seq")
+            for pos, agent_id, stream, seq in self.db.execute(sql, [v for r in chunk for v in r]).fetchall():
+                out[first[(agent_id, stream, int(seq))]] = int(pos)
+        for i, (m, received_at) in enumerate(msgs):
+            if out[i] is None:
+                self.count("duplicates")
+            else:
+                stream = m.stream or ""
+                self._cur.seqs[(m.agent_id, stream)].append(m.seq)
+                self._cur.stream_at[(m.agent_id, stream)] = received_at
+        return out
+
+    @staticmethod
+    def _row(m: "Message", received_at: float) -> tuple:
+        # only line probes belong to a line, whatever an agent message claims
+        line = m.line if m.kind in LINE_KINDS else None
+        return (m.kind, m.agent_id, m.stream or "", m.seq, m.site, line, m.measured_at.timestamp(), received_at,
+                int(m.ok), m.error_code, m.error, dumps(m.data))
+
     def add_message(self, m: "Message", received_at: float) -> int | None:
         """Append one agent message to the feed. Returns its position, or None when the
         same (agent, stream, seq) is already there (a redelivery)."""
         stream = m.stream or ""
-        # only line probes belong to a line, whatever an agent message claims
-        line = m.line if m.kind in LINE_KINDS else None
-        row = self.db.execute(
-            "INSERT INTO feed (kind, agent_id, stream, seq, site, line, at, received_at, ok, error_code, error, data)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (agent_id, stream, seq) DO NOTHING RETURNING pos",
-            (m.kind, m.agent_id, stream, m.seq, m.site, line, m.measured_at.timestamp(), received_at, int(m.ok),
-             m.error_code, m.error, dumps(m.data))).fetchone()
+        row = self.db.execute(f"INSERT INTO feed ({_FEED_COLS}) VALUES {_ROW_SLOTS} "
+                              "ON CONFLICT (agent_id, stream, seq) DO NOTHING RETURNING pos",
+                              self._row(m, received_at)).fetchone()
         self.seen(m.agent_id, m.province, m.site, received_at)
         if row is None:
             self.count("duplicates")
