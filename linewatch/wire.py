@@ -400,7 +400,7 @@ def parse_message(topic: str, payload: bytes, now: datetime | None = None, *, re
     stream = field_("stream", str, optional=True)
     check_envelope(t.scope, agent_id, line, seq, stream, error_code, error)
     # Once, over everything (unknown envelope keys too): depth, storable text, int64, finite.
-    check_document(obj)
+    check_document(obj, text=b"\\u" in payload)
     if kind != t.kind or province != t.province or site != t.site:
         raise MalformedMessage("topic_mismatch", f"payload ({province!r}/{site!r}/{kind!r}) does not match topic {topic!r}")
     if t.scope == "line" and line != t.name:

@@ -143,45 +143,63 @@ assert set(FORMATS) | {"time"} == set(STR_FORMATS)
 
 
 # --------------------------------------------------------------------------- the whole document
-def _check_text(path: str, s: str) -> None:
+def _check_text(e: tuple, s: str) -> None:
     if "\x00" in s:
-        raise MalformedMessage("bad_text", f"{path} contains a NUL character")
+        raise MalformedMessage("bad_text", f"{_path(e)} contains a NUL character")
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
-        raise MalformedMessage("bad_text", f"{path} contains a lone surrogate (not Unicode text)") from None
+        raise MalformedMessage("bad_text", f"{_path(e)} contains a lone surrogate (not Unicode text)") from None
 
 
-def check_document(doc: Any, path: str = "message", depth: int = 1) -> None:
+def check_document(doc: Any, path: str = "message", depth: int = 1, *, text: bool = True) -> None:
     """Rules for every value of a parsed document, whatever its schema says: containers at
     most MAX_DEPTH deep, text a database can hold (no NUL, no lone surrogate; keys too),
-    integers within int64, finite numbers. Iterative: one pass, no recursion."""
-    stack = [(path, doc, depth)]
+    integers within int64, finite numbers. Iterative: one pass, no recursion.
+
+    ``text=False`` skips the text rule, for a document parsed from a payload without any
+    ``\\u`` escape: strict UTF-8 decoding and JSON's ban on raw control characters already
+    rule out NUL and lone surrogates there (the hot path: most messages have no escape).
+    Paths are built only for the error message."""
+    # entries: (value, depth, parent entry, key); the path is rebuilt from the chain on error
+    stack: list[tuple] = [(doc, depth, None, path)]
     while stack:
-        p, v, d = stack.pop()
+        e = stack.pop()
+        v, d = e[0], e[1]
         if isinstance(v, str):
-            _check_text(p, v)
+            if text:
+                _check_text(e, v)
         elif isinstance(v, bool) or v is None:
             pass
         elif isinstance(v, int):
             if not INT_MIN <= v <= INT_MAX:
-                raise MalformedMessage("out_of_range", f"{p} is outside the 64-bit integer range")
+                raise MalformedMessage("out_of_range", f"{_path(e)} is outside the 64-bit integer range")
         elif isinstance(v, float):
             if not math.isfinite(v):
-                raise MalformedMessage("bad_json", f"{p} is not a finite number")
-        elif isinstance(v, (dict, list)):
+                raise MalformedMessage("bad_json", f"{_path(e)} is not a finite number")
+        elif isinstance(v, dict):
             if d > MAX_DEPTH:
-                raise MalformedMessage("too_deep", f"{p} is nested deeper than {MAX_DEPTH} levels")
-            if isinstance(v, dict):
-                for k, x in v.items():
-                    if not isinstance(k, str):
-                        raise MalformedMessage("bad_type", f"{p} has a key that is not text")
-                    _check_text(f"{p} key", k)
-                    stack.append((f"{p}.{k}", x, d + 1))
-            else:
-                stack.extend((f"{p}[{i}]", x, d + 1) for i, x in enumerate(v))
+                raise MalformedMessage("too_deep", f"{_path(e)} is nested deeper than {MAX_DEPTH} levels")
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    raise MalformedMessage("bad_type", f"{_path(e)} has a key that is not text")
+                if text:
+                    _check_text((k, d, e, " key"), k)
+                stack.append((x, d + 1, e, "." + k))
+        elif isinstance(v, list):
+            if d > MAX_DEPTH:
+                raise MalformedMessage("too_deep", f"{_path(e)} is nested deeper than {MAX_DEPTH} levels")
+            stack.extend((x, d + 1, e, f"[{i}]") for i, x in enumerate(v))
         else:
-            raise MalformedMessage("bad_type", f"{p} is a {type(v).__name__}, not a JSON value")
+            raise MalformedMessage("bad_type", f"{_path(e)} is a {type(v).__name__}, not a JSON value")
+
+
+def _path(e: tuple) -> str:
+    parts = []
+    while e is not None:
+        parts.append(e[3])
+        e = e[2]
+    return "".join(reversed(parts))
 
 
 # --------------------------------------------------------------------------- one field

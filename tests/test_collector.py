@@ -177,3 +177,16 @@ def test_a_collector_whose_writer_dies_exits_non_zero_so_the_service_manager_res
 
 
 REGISTRY_FOR_RUN = registry_mod.parse(tomllib.loads(REGISTRY_TOML))
+
+
+def test_the_newest_heartbeat_describes_the_agent_even_when_an_older_one_arrives_later_in_the_batch(ingest):
+    def hb(seq, ago_s, version):
+        return wire.build_message(kind="heartbeat", agent_id="ag-21583", province="52", site="21583", seq=seq,
+                                  measured_at=wire.utc_now() - timedelta(seconds=ago_s),
+                                  data={"version": version, "uptime_s": 10.0, "queue_depth": seq, "queue_dropped": 0,
+                                        "probe_errors": 0, "clock_utc": wire.format_time(wire.utc_now())})
+    now = time.time()
+    ingest.store([Incoming(m.topic, m.to_json(), now) for m in (hb(2, 10, "0.2"), hb(1, 600, "0.1"))])
+    ingest.store([Incoming(hb(0, 900, "0.0").topic, hb(0, 900, "0.0").to_json(), now)])  # a replay from the outbox
+    a = ingest.record.agents()[0]
+    assert (a.version, a.queue_depth) == ("0.2", 2)

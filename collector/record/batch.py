@@ -44,6 +44,7 @@ class _Pending:
     seen: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # agent -> (province, site, at)
     seqs: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     stream_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    heartbeats: dict[str, tuple[str, str, float, Heartbeat]] = field(default_factory=dict)  # newest per agent
 
     def fold(self, other: "_Pending") -> None:
         for k, v in other.counts.items():
@@ -55,6 +56,9 @@ class _Pending:
             self.seqs[k].extend(v)
         for k, t in other.stream_at.items():
             self.stream_at[k] = max(t, self.stream_at.get(k, t))
+        for a, hb in other.heartbeats.items():
+            if a not in self.heartbeats or self.heartbeats[a][3].heartbeat_at < hb[3].heartbeat_at:
+                self.heartbeats[a] = hb
 
 
 class Batch:
@@ -169,13 +173,19 @@ class Batch:
         return True
 
     def heartbeat(self, m: "Message", received_at: float, hb: Heartbeat) -> None:
-        """The newest heartbeat describes the agent (a replayed old one does not)."""
-        self._touch_now(m.agent_id, m.province, m.site, received_at)
+        """The newest heartbeat describes the agent (a replayed old one does not). Written
+        once per agent and batch, with the newest of the batch."""
+        old = self._cur.heartbeats.get(m.agent_id)
+        if old is None or old[3].heartbeat_at < hb.heartbeat_at:
+            self._cur.heartbeats[m.agent_id] = (m.province, m.site, received_at, hb)
+
+    def _write_heartbeat(self, agent_id: str, province: str, site: str, received_at: float, hb: Heartbeat) -> None:
+        self._touch_now(agent_id, province, site, received_at)
         self.db.execute(
             "UPDATE agents SET version=?, hostname=?, uptime_s=?, queue_depth=?, queue_dropped=?, probe_errors=?, "
             "last_probe_error=?, clock_offset_s=?, heartbeat_at=? WHERE agent_id=? AND coalesce(heartbeat_at, 0) < ?",
             (hb.version, hb.hostname, hb.uptime_s, hb.queue_depth, hb.queue_dropped, hb.probe_errors,
-             hb.last_probe_error, hb.clock_offset_s, hb.heartbeat_at, m.agent_id, hb.heartbeat_at))
+             hb.last_probe_error, hb.clock_offset_s, hb.heartbeat_at, agent_id, hb.heartbeat_at))
 
     def apply_lan(self, m: "Message", pos: int) -> None:
         for change in lan_sql.apply_lan(self.db, m):
@@ -212,6 +222,8 @@ class Batch:
                         (agent_id, province, site, at))
 
     def _flush(self, p: _Pending) -> None:
+        for agent_id, (province, site, received_at, hb) in sorted(p.heartbeats.items()):
+            self._write_heartbeat(agent_id, province, site, received_at, hb)
         for agent_id, (province, site, at) in sorted(p.seen.items()):
             self._touch_now(agent_id, province, site, at)
             # a message from an agent the feed last called silent: it is back
@@ -230,6 +242,7 @@ class Batch:
         p.seen.clear()
         p.seqs.clear()
         p.stream_at.clear()
+        p.heartbeats.clear()
 
     def _note_stream(self, p: _Pending, agent_id: str, stream: str, at: float) -> None:
         row = self.db.execute("INSERT INTO streams VALUES (?,?,?,?) ON CONFLICT (agent_id, stream) DO UPDATE SET "
