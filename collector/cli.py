@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "status":
         rows = status_mod.build(registry, record, cfg.offline_after_s)
         if args.json:
-            print(json.dumps({"sites": rows, "counters": record.counters()}, ensure_ascii=False, indent=2))
+            print(json_for_terminal(json.dumps({"sites": rows, "counters": record.counters()}, ensure_ascii=False,
+                                               indent=2)))
         else:
             print(status_mod.render(rows, args.lang))
         return 0

@@ -56,3 +56,17 @@ def printable(s: str, max_len: int | None = None) -> str:
         out.append(p)
         room -= len(p)
     return "".join(out) + ELLIPSIS
+
+
+def json_for_terminal(text: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with every control, format and
+    separator character written as a ``\\uXXXX`` escape: the same JSON value, but safe to print
+    (json.dumps escapes only C0 controls; a C1 CSI or a bidi override would reach the terminal).
+    Such characters can only stand inside JSON strings, where the escape means the same."""
+    return "".join(c if " " <= c <= "~" or unicodedata.category(c) not in _ESCAPED_CATEGORIES
+                   else "".join(f"\\u{u:04x}" for u in _utf16(c)) for c in text)
+
+
+def _utf16(c: str) -> list[int]:
+    b = c.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(b[i:i + 2], "big") for i in range(0, len(b), 2)]

@@ -190,3 +190,20 @@ def test_the_newest_heartbeat_describes_the_agent_even_when_an_older_one_arrives
     ingest.store([Incoming(hb(0, 900, "0.0").topic, hb(0, 900, "0.0").to_json(), now)])  # a replay from the outbox
     a = ingest.record.agents()[0]
     assert (a.version, a.queue_depth) == ("0.2", 2)
+
+
+def test_status_json_is_the_same_json_but_never_carries_a_raw_control_character(ingest):
+    import json
+
+    from linewatch.text import json_for_terminal
+
+    m = wire.build_message(kind="latency", agent_id="ag-21583", province="52", site="21583", line="fiber", seq=1,
+                           measured_at=wire.utc_now(), ok=False, error_code="unreachable",
+                           error="\x9b2J csi \u202eevil \x1b[0m Phường",
+                           data={"method": "icmp-raw", "target": "10.0.0.1", "sent": 3, "received": 0})
+    handle(ingest, m)
+    rows = status_mod.build(ingest.registry, ingest.record, 300)
+    raw = json.dumps({"sites": rows}, ensure_ascii=False)
+    out = json_for_terminal(raw)
+    assert json.loads(out) == json.loads(raw)
+    assert not any(c in out for c in "\x9b\u202e\x1b") and "Phường" in out
