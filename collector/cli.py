@@ -9,6 +9,7 @@ import sys
 import threading
 
 from linewatch.config import ConfigError, password_file_may_be_missing
+from linewatch.text import json_for_terminal
 
 from . import config as collector_config
 from . import registry as registry_mod

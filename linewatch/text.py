@@ -63,7 +63,9 @@ def json_for_terminal(text: str) -> str:
     separator character written as a ``\\uXXXX`` escape: the same JSON value, but safe to print
     (json.dumps escapes only C0 controls; a C1 CSI or a bidi override would reach the terminal).
     Such characters can only stand inside JSON strings, where the escape means the same."""
-    return "".join(c if " " <= c <= "~" or unicodedata.category(c) not in _ESCAPED_CATEGORIES
+    # below DEL: json.dumps already escaped every control inside strings, so what is left
+    # (newlines and spaces of the indentation) is the JSON's own structure
+    return "".join(c if c < "\x7f" or unicodedata.category(c) not in _ESCAPED_CATEGORIES
                    else "".join(f"\\u{u:04x}" for u in _utf16(c)) for c in text)
 
 

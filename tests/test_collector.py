@@ -203,7 +203,7 @@ def test_status_json_is_the_same_json_but_never_carries_a_raw_control_character(
                            data={"method": "icmp-raw", "target": "10.0.0.1", "sent": 3, "received": 0})
     handle(ingest, m)
     rows = status_mod.build(ingest.registry, ingest.record, 300)
-    raw = json.dumps({"sites": rows}, ensure_ascii=False)
+    raw = json.dumps({"sites": rows}, ensure_ascii=False, indent=2)
     out = json_for_terminal(raw)
     assert json.loads(out) == json.loads(raw)
     assert not any(c in out for c in "\x9b\u202e\x1b") and "Phường" in out
