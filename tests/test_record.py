@@ -299,3 +299,14 @@ def test_a_batch_appended_in_one_statement_keeps_its_order_and_stores_a_repeated
     assert kept == sorted(kept)
     assert [e.seq for e in record.read_feed(0)] == [2, 1, 3, 4]
     assert record.counters()["duplicates"] == 2 and record.gaps() == []
+
+
+def test_pruning_goes_in_chunks_and_keeps_what_the_rollup_consumer_has_not_read(record, monkeypatch):
+    monkeypatch.setattr("linewatch.collector.record.base.PRUNE_CHUNK", 7)
+    old = time.time() - 70 * 86400
+    store(record, *(latency(s, old + s) for s in range(1, 31)))
+    record.rollup(max_events=20)  # the consumer has read 20 of the 30
+    assert record.prune(raw_days=62, rollup_days=400).pruned_events == 20
+    assert [e.seq for e in record.events()] == list(range(21, 31))
+    record.rollup()
+    assert record.prune(raw_days=62, rollup_days=400).pruned_events == 10 and record.events() == []

@@ -22,6 +22,8 @@ from .types import (Agent, BandwidthTest, Event, EventFilter, Gap, LanState, Mai
 #: (500,000 messages) is a jump -- a counter reset or a hostile number -- not lost messages.
 MAX_GAP = 1_000_000
 ROLLUP_CONSUMER = "record.rollup"
+#: Raw rows deleted per transaction when pruning.
+PRUNE_CHUNK = 50_000
 _EVENT_COLS = "pos, kind, agent_id, site, line, at, received_at, ok, data, stream, seq, error_code, error"
 
 
@@ -243,10 +245,16 @@ class Record:
         """Drop raw events older than ``raw_days`` that the rollup consumer has read, and
         rollups / bandwidth tests older than ``rollup_days``."""
         now = now or time.time()
+        pruned = 0
+        while True:  # in chunks: a month at once would grow SQLite's WAL by the whole month
+            with self.batch():
+                rolled = self.position(ROLLUP_CONSUMER)
+                n = self._b.execute("DELETE FROM feed WHERE pos IN (SELECT pos FROM feed WHERE at < ? AND pos <= ? "
+                                    "LIMIT ?)", (now - raw_days * 86400, rolled, PRUNE_CHUNK)).rowcount
+            pruned += n
+            if n < PRUNE_CHUNK:
+                break
         with self.batch():
-            rolled = self.position(ROLLUP_CONSUMER)
-            pruned = self._b.execute("DELETE FROM feed WHERE at < ? AND pos <= ?",
-                                     (now - raw_days * 86400, rolled)).rowcount
             cut = now - rollup_days * 86400
             pr = self._b.execute("DELETE FROM rollups WHERE hour < ?", (int(cut),)).rowcount
             self._b.execute("DELETE FROM bandwidth_tests WHERE at < ?", (cut,))
