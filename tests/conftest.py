@@ -1,6 +1,7 @@
 """Fixtures that start real services on free ports: mosquitto, the collector, agents."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -244,3 +245,31 @@ def collector(tmp_path, mosquitto):
     yield sub
     sub.stop()
     store.close()
+
+
+# ------------------------------------------------------------------ a disk to fill up
+@contextlib.contextmanager
+def small_fs(where: Path, size: str) -> Iterator[Path]:
+    """A real file system of ``size`` (tmpfs, e.g. "1m") mounted at ``where``, to fill up.
+    Needs root: skipped without it, a failure with it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill up needs root")
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(path: Path) -> Path:
+    """Write zeros into ``path``/filler until the file system is full; returns the filler."""
+    filler = path / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler

@@ -1,6 +1,4 @@
 """Delivery that loses nothing: sequence streams, gap records, a full disk, old messages."""
-import os
-import subprocess
 import time
 import tomllib
 from datetime import timedelta
@@ -15,7 +13,7 @@ from linewatch.collector import status as status_mod
 from linewatch.collector.ingest import Ingestor
 from linewatch.collector.record import EventFilter, open_record
 
-from conftest import REGISTRY_TOML
+from conftest import REGISTRY_TOML, fill, small_fs
 
 
 def heartbeat(seq: int, stream: str | None = "0123abcd", depth: int = 0) -> wire.Message:
@@ -73,24 +71,8 @@ def test_messages_too_old_to_send_are_dropped_and_counted(tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A real 1 MiB file system we can fill up (tmpfs; needs root)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill up needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount tmpfs here")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
-
-
-def fill(path: Path) -> None:
-    with (path / "filler").open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    with small_fs(tmp_path / "disk", "1m") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_keeps_measurements_in_memory_and_saves_them_when_space_returns(tiny_disk, caplog):

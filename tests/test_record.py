@@ -17,7 +17,7 @@ from linewatch.collector.record import (EventFilter, RecordConfigError, RecordUn
                                         rollup as rollup_math)
 from linewatch.collector.record.schema import SQLITE_V1
 
-from conftest import REGISTRY_TOML
+from conftest import REGISTRY_TOML, fill, small_fs
 
 REGISTRY = registry_mod.parse(tomllib.loads(REGISTRY_TOML))
 HOUR = 3600
@@ -249,16 +249,8 @@ def test_postgresql_lost_while_running_keeps_nothing_of_the_batch_and_recovers(p
 @pytest.fixture
 def small_disk(tmp_path):
     """A 3 MB file system of its own (tmpfs), to fill up."""
-    import os
-    import subprocess
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_fs(tmp_path / "small", "3m") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_keeps_nothing_of_the_batch_and_storing_resumes_when_space_is_freed(small_disk):
@@ -270,14 +262,7 @@ def test_a_full_disk_keeps_nothing_of_the_batch_and_storing_resumes_when_space_i
         return [Incoming(latency(s, now - 5).topic, latency(s, now - 5).to_json(), now) for s in seqs]
 
     ingest.store(batch([1]))
-    filler = small_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    filler = fill(small_disk)
     with pytest.raises(RecordUnavailable, match="full"):
         for start in range(2, 2000, 200):  # until the WAL needs a page it cannot get
             ingest.store(batch(range(start, start + 200)))
