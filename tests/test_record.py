@@ -295,3 +295,23 @@ def test_pruning_goes_in_chunks_and_keeps_what_the_rollup_consumer_has_not_read(
     assert [e.seq for e in record.events()] == list(range(21, 31))
     record.rollup()
     assert record.prune(raw_days=62, rollup_days=400).pruned_events == 10 and record.events() == []
+
+
+def test_two_processes_opening_a_new_record_at_once_migrate_it_once(tmp_path):
+    """`status` run while the collector starts: both open the same new file; one migrates,
+    the other finds it done (it used to fail with "table feed already exists")."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "race.sqlite3"
+    code = ("import sys, time; from linewatch.collector.record import open_record; "
+            "time.sleep(max(0, float(sys.argv[2]) - time.time())); "  # all start together
+            "r = open_record(sys.argv[1]); print(r.migrated); r.close()")
+    start = str(time.time() + 2)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), start], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    rec = open_record(path)
+    assert rec.migrated == [] and [e for e in rec.events()] == []
+    rec.close()

@@ -58,14 +58,15 @@ class Backend:
         for step, ddl in sorted(self.steps().items()):
             if step <= current:
                 continue
-            self.apply_step(step, ddl)
-            done.append(step)
+            if self.apply_step(step, ddl):
+                done.append(step)
         return done
 
     def steps(self) -> dict[int, str]:
         raise NotImplementedError
 
-    def apply_step(self, step: int, ddl: str) -> None:
+    def apply_step(self, step: int, ddl: str) -> bool:
+        """Apply one step in one transaction; False when another process had applied it."""
         raise NotImplementedError
 
 
@@ -82,10 +83,12 @@ class SqliteBackend(Backend):
         self._cache: dict[str, str] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            # the busy timeout first: switching a new file to WAL while another process opens it
+            # (a `status` while the collector starts) must wait for the lock, not fail
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self.db.execute("PRAGMA busy_timeout=10000")
+            _retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))  # no busy handler here
+            self.db.execute("PRAGMA synchronous=FULL")
         except (sqlite3.Error, OSError) as e:
             raise RecordConfigError(f"cannot open the record {self.path}: {e} (check the folder exists and is "
                                     f"writable by the collector's user, and the disk is not full)") from None
@@ -124,20 +127,38 @@ class SqliteBackend(Backend):
     def steps(self) -> dict[int, str]:
         return schema.SQLITE_STEPS
 
-    def apply_step(self, step: int, ddl: str) -> None:
+    def apply_step(self, step: int, ddl: str) -> bool:
         import time
 
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if self.version() >= step:  # another process (a `status`, a second collector) did it first
+                self.db.execute("ROLLBACK")
+                return False
             for stmt in _statements(ddl):
                 self.db.execute(stmt)
             self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
                             "applied_at REAL NOT NULL)")
             self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (step, time.time()))
             self.db.execute("COMMIT")
+            return True
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+
+def _retry_locked(op, seconds: float = 10.0):
+    """Run ``op`` again while SQLite says the database is locked (up to ``seconds``)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return op()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _statements(ddl: str) -> list[str]:
@@ -218,7 +239,7 @@ class PostgresBackend(Backend):
     def steps(self) -> dict[int, str]:
         return schema.POSTGRES_STEPS
 
-    def apply_step(self, step: int, ddl: str) -> None:
+    def apply_step(self, step: int, ddl: str) -> bool:
         import time
 
         with self.db.transaction():
@@ -227,10 +248,11 @@ class PostgresBackend(Backend):
             self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
                             "applied_at DOUBLE PRECISION NOT NULL)")
             if self.version() >= step:
-                return
+                return False
             for stmt in _statements(ddl):
                 self.db.execute(stmt)
             self.db.execute("INSERT INTO schema_version VALUES (%s, %s)", (step, time.time()))
+        return True
 
 
 def _first_line(e: BaseException) -> str:
