@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 # The checking machinery lives in wire_checks (to keep this file readable); it is part of
 # this contract and re-exported here: import it from linewatch.wire.
+from .wire_codes import CAUSES, ERROR_CODES, ErrorCode, cause_of, describe  # noqa: F401
 from .wire_checks import (BY_CLASS_COUNT, DEVICE_CLASSES, DNS_ADDRESS, ERROR_CODE_RE, FORMATS, INT_MAX,  # noqa: F401
                           INT_MIN, INTERFACE_FIELDS, INTERFACE_IPV4, LAN_HOST_FIELDS, LAN_NOTE, MAC_RE,
                           MAX_DEPTH, MAX_DNS_ADDRESSES, MAX_HOSTS_PER_MESSAGE, MAX_YEAR, MIN_YEAR, REASONS,
@@ -75,7 +76,7 @@ def valid_site_code(code: str) -> bool:
     return bool(COMMUNE_RE.match(code) or OTHER_SITE_RE.match(code))
 
 
-LINE_KINDS = ("latency", "bandwidth", "dns", "http")
+LINE_KINDS = ("latency", "bandwidth", "dns", "http", "reach")
 AGENT_KINDS = ("heartbeat", "status", "inventory", "lan")
 
 # Fields of ``data`` per kind. Units are in the names. A failed measurement still carries
@@ -132,6 +133,26 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "bytes": Num(0, 10**10, integer=True, optional=True),
         "source": Str(optional=True),
     },
+    # Fast outage detection: a few bytes to one target every interval_s, bound to the line.
+    # Sent at once when the line changes state (change = true: up -> down after down_after
+    # failures in a row, down -> up after up_after answers in a row), and as a summary every
+    # report_s (change = false). ok is state == "up"; a down line carries error_code
+    # line_down, or gateway_unreachable when the office's own gateway did not answer either.
+    "reach": {
+        "method": Str(choices=("icmp-raw", "icmp-dgram", "tcp-connect")),
+        "target": Str(),
+        "state": Str(choices=("up", "down")),
+        "change": Bool(),
+        "since": Str(max_len=40, fmt="time"),  # when the current state began (first failure / answer)
+        "interval_s": Num(0.1, 3600),
+        "sent": Num(0, 10**9, integer=True),   # since the previous reach message of this line
+        "lost": Num(0, 10**9, integer=True),
+        "down_s": Num(0, 10**9, optional=True),  # on the way back up: how long the line was down
+        "rtt_ms": Num(0, 60_000, optional=True),  # the last answer's round trip
+        "gateway": Str(max_len=64, optional=True),
+        "gateway_ok": Bool(optional=True),     # the gateway answered during the last failure
+        "source": Str(optional=True),
+    },
     "heartbeat": {
         "version": Str(max_len=32),
         "uptime_s": Num(0, 10 * 365 * 86400),
@@ -182,6 +203,10 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "notes": Obj(optional=True),  # [text]: e.g. why the fallback method was used
     },
 }
+
+#: Every line measurement may echo the id of the on-demand command that asked for it.
+for _kind in LINE_KINDS:
+    SCHEMAS[_kind]["command_id"] = Str(max_len=32, optional=True)
 
 #: Kinds whose Obj fields (nested objects/lists) have their own check (wire_checks). Every kind
 #: with an Obj field must be here (tests/test_wire.py checks): nothing is stored unchecked.
@@ -417,3 +442,8 @@ def parse_message(topic: str, payload: bytes, now: datetime | None = None, *, re
     _check_shape(kind, data, ok)
     return Message(kind=kind, agent_id=agent_id, province=province, site=site, line=line, seq=seq, stream=stream,
                    measured_at=measured_at, data=data, ok=ok, error_code=error_code, error=error)
+
+
+# Commands (collector -> agent) live in wire_commands; part of this contract.
+from .wire_commands import (COMMAND_ACTIONS, MAX_COMMAND_TTL, Command, build_command, new_command_id,  # noqa: E402,F401
+                            parse_command)

@@ -20,3 +20,17 @@ def test_every_documented_example_is_valid_under_its_topic():
         when = wire.parse_time(json.loads(body)["measured_at"])
         m = wire.parse_message(topic, body.encode(), now=when)
         assert m.topic == topic
+
+
+def test_the_error_code_table_in_the_docs_is_the_contracts_table():
+    rows = re.findall(r"^\| `([a-z0-9_.-]+)` \| (\w+) \| (.+?) \| (.+?) \|$", DOC, re.M)
+    assert {c: (cause, vi, en) for c, cause, vi, en in rows} == \
+        {c.code: (c.cause, c.vi, c.en) for c in wire.ERROR_CODES.values()}
+
+
+def test_the_documented_command_is_one_an_agent_accepts():
+    body = re.search(r"## Commands.*?```json\n(.*?)```", DOC, re.S).group(1)
+    obj = json.loads(body)
+    topic = wire.command_topic(obj["province"], obj["site"], obj["agent_id"])
+    cmd = wire.parse_command(topic, body.encode())
+    assert cmd.probe == "bandwidth" and not cmd.expired(cmd.issued_at)
