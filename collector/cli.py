@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecordConfigError as e:
         print(f"linewatch-collector: {e}", file=sys.stderr)
         return 2
-    if record.migrated and record.migrated != [1, 2]:
+    if record.migrated and record.migrated != [1, 2, 3]:
         logging.getLogger("linewatch.collector").info("record %s upgraded to schema %s", record.where,
                                                       record.migrated[-1])
     if args.cmd == "status":

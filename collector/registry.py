@@ -22,13 +22,21 @@ class Thresholds:
     min_speed_ratio: float = 0.8        # QCVN 34:2022 s2.1
     max_latency_ms: float = 50.0        # QCVN 34:2019
     min_availability_pct: float = 99.5  # QCVN 34:2019
+    # Not in QCVN 34:2022 as we have it: loss over one latency round (20 pings) above this
+    # counts as a lossy round; 5 % needs 2 of 20 lost, so 1 % random loss rarely trips it.
+    max_loss_pct: float = 5.0
 
 
 @dataclass(frozen=True)
 class Contact:
+    """Who hears of a problem: a line's operator (its NOC) or the IT office."""
+
     name: str | None = None
     email: str | None = None
     phone: str | None = None
+    escalation_email: str | None = None  # second contact, when the first does not acknowledge in time
+    webhook_url: str | None = None       # signed JSON POST (the operator's ticket system)
+    chat_url: str | None = None          # Apprise URL, e.g. tgram://BOT_TOKEN/CHAT_ID (Telegram)
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class Registry:
     sites: dict[str, Site]
     defaults: Thresholds = field(default_factory=Thresholds)
     source: Path | None = None
+    it_office: Contact = field(default_factory=Contact)  # [it_office]: LAN/PC faults, escalations, digests
 
     def site(self, code: str) -> Site | None:
         return self.sites.get(code)
@@ -88,7 +97,25 @@ def _thresholds(sec: Section, base: Thresholds) -> Thresholds:
         min_speed_ratio=sec.num("min_speed_ratio", base.min_speed_ratio, gt=0, le=1),
         max_latency_ms=sec.num("max_latency_ms", base.max_latency_ms, gt=0),
         min_availability_pct=sec.num("min_availability_pct", base.min_availability_pct, gt=0, le=100),
+        max_loss_pct=sec.num("max_loss_pct", base.max_loss_pct, ge=0, le=100),
     )
+
+
+def _contact(sec: Section) -> Contact:
+    c = Contact(name=sec.str("name"), email=sec.str("email"), phone=sec.str("phone"),
+                escalation_email=sec.str("escalation_email"), webhook_url=sec.str("webhook_url"),
+                chat_url=sec.str("chat_url"))
+    sec.done()
+    for what in ("email", "escalation_email"):
+        v = getattr(c, what)
+        if v and ("@" not in v or " " in v.strip()):
+            raise ConfigError(f"{sec.where}: {what} {v!r} is not an e-mail address")
+    if c.webhook_url and not c.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{sec.where}: webhook_url {c.webhook_url!r} must start with http:// or https://")
+    if c.chat_url and "://" not in c.chat_url:
+        raise ConfigError(f"{sec.where}: chat_url {c.chat_url!r} is not an Apprise URL like "
+                          f"tgram://BOT_TOKEN/CHAT_ID")
+    return c
 
 
 def parse(doc: dict[str, Any], source: Path | None = None) -> Registry:
@@ -97,6 +124,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Registry:
     d = root.table("defaults", f"{name} [defaults]")
     defaults = _thresholds(d, Thresholds())
     d.done()
+    it_office = _contact(root.table("it_office", f"{name} [it_office]"))
     sites: dict[str, Site] = {}
     agent_owner: dict[str, str] = {}
     for i, raw in enumerate(root.tables("site")):
@@ -111,7 +139,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Registry:
     root.done()
     if not sites:
         raise ConfigError(f"{name}: no [[site]] listed")
-    return Registry(sites, defaults, source)
+    return Registry(sites, defaults, source, it_office)
 
 
 def _parse_site(raw: Any, index: int, name: str, defaults: Thresholds) -> Site:
@@ -161,11 +189,7 @@ def _parse_line(raw: Any, index: int, where: str, base: Thresholds) -> Line:
     down = sec.num("contracted_down_mbps", required=True, gt=0)
     up = sec.num("contracted_up_mbps", required=True, gt=0)
     cost = sec.num("monthly_cost_vnd", None, ge=0)
-    c = sec.table("operator", f"{sec.where} [operator]")
-    contact = Contact(name=c.str("name"), email=c.str("email"), phone=c.str("phone"))
-    c.done()
-    if contact.email and "@" not in contact.email:
-        raise ConfigError(f"{sec.where} [operator]: email {contact.email!r} is not an e-mail address")
+    contact = _contact(sec.table("operator", f"{sec.where} [operator]"))
     th = sec.table("thresholds", f"{sec.where} [thresholds]")
     thresholds = _thresholds(th, base)
     th.done()

@@ -12,6 +12,7 @@ from pathlib import Path
 from .backend import open_backend
 from .base import MAX_GAP, ROLLUP_CONSUMER, Record
 from .batch import Batch
+from .incidents import IncidentTx, NoSuchIncident
 from .errors import RecordConfigError, RecordError, RecordUnavailable, SchemaTooNew
 from .types import *  # noqa: F401,F403  (the typed values are part of the interface)
 
@@ -22,4 +23,4 @@ def open_record(location: str | Path, base: Path | None = None) -> Record:
 
 
 __all__ = ["open_record", "Record", "Batch", "RecordError", "RecordConfigError", "RecordUnavailable",
-           "SchemaTooNew", "MAX_GAP", "ROLLUP_CONSUMER"]
+           "SchemaTooNew", "IncidentTx", "NoSuchIncident", "MAX_GAP", "ROLLUP_CONSUMER"]

@@ -15,6 +15,7 @@ from . import rollup as rollup_math
 from .backend import Backend
 from .batch import Batch, dumps
 from .errors import RecordUnavailable
+from .incidents import IncidentRecord
 from .types import (Agent, BandwidthTest, Event, EventFilter, Gap, LanState, MaintenanceResult, Reject, Rollup,
                     RollupKey, SeqSummary, AGENT_STATE)
 
@@ -32,7 +33,7 @@ def _event(r) -> Event:
                  ok=bool(r[7]), data=json.loads(r[8]), stream=r[9], seq=r[10], error_code=r[11], error=r[12])
 
 
-class Record:
+class Record(IncidentRecord):
     def __init__(self, backend: Backend):
         self._b = backend
         self._lock = threading.RLock()

@@ -206,3 +206,123 @@ class MaintenanceResult:
     pruned_events: int = 0
     pruned_rollups: int = 0
     silent_agents: int = 0
+
+
+# -- incidents, notices, maintenance windows, commands (the incident rules' record) ----------
+INCIDENT_STATES = ("open", "acknowledged", "recovering", "closed")
+LIVE_STATES = ("open", "acknowledged", "recovering")
+
+
+@dataclass
+class Incident:
+    """One problem, from the measurement that raised it to its close. Times are UTC seconds.
+
+    ``opened_at`` is when the problem began (as measured), ``detected_at`` when linewatch knew
+    of it; ``resolved_at`` when it was measured gone (time to repair = resolved_at - opened_at)
+    and ``closed_at`` when the recovery had held long enough to close it."""
+
+    id: int
+    key: str
+    kind: str
+    cause: str
+    route: str  # operator | it_office
+    site: str
+    line: str | None
+    target: str | None
+    state: str
+    opened_at: float
+    detected_at: float
+    notified_at: float | None = None
+    acked_at: float | None = None
+    acked_by: str | None = None
+    ack_note: str | None = None
+    ack_via: str | None = None
+    escalation: int = 0
+    escalated_at: float | None = None
+    recovering_since: float | None = None
+    resolved_at: float | None = None
+    closed_at: float | None = None
+    closed_by: str | None = None
+    close_note: str | None = None
+    maintenance_id: int | None = None
+    suppressed_by: int | None = None
+    late: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: float = 0.0
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    @property
+    def time_to_ack_s(self) -> float | None:
+        return None if self.acked_at is None else max(0.0, self.acked_at - self.detected_at)
+
+    @property
+    def time_to_repair_s(self) -> float | None:
+        return None if self.resolved_at is None else max(0.0, self.resolved_at - self.opened_at)
+
+
+@dataclass(frozen=True)
+class IncidentLogEntry:
+    incident_id: int
+    at: float
+    what: str  # opened | notified | acknowledged | escalated | recovering | relapsed | closed | refined | ...
+    by: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification to one recipient over one channel, queued durably by the rules and
+    sent by the notifier. ``key`` makes enqueueing idempotent."""
+
+    id: int
+    key: str
+    incident_id: int | None
+    event: str  # opened | resolved | escalated | refined | digest
+    channel: str  # email | webhook | chat
+    recipient: str
+    route: str
+    created_at: float
+    not_before: float
+    expires_at: float
+    state: str  # pending | sent | expired | suppressed
+    attempts: int
+    last_error: str | None
+    sent_at: float | None
+    sent_as: str | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    id: int
+    site: str
+    line: str | None  # None: the whole site
+    starts_at: float
+    ends_at: float
+    reason: str
+    created_by: str
+    created_at: float
+    removed_at: float | None = None
+
+    def covers(self, site: str, line: str | None, at: float) -> bool:
+        return (self.removed_at is None and self.site == site and (self.line is None or self.line == line)
+                and self.starts_at <= at < self.ends_at)
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    id: str
+    agent_id: str
+    province: str
+    site: str
+    line: str
+    probe: str | None
+    by: str
+    issued_at: float
+    expires_at: float
+    sent_at: float | None
+    body: str  # the command's JSON as sent
