@@ -142,6 +142,24 @@ class IncidentTx:
         self.db.execute("INSERT INTO incident_log (incident_id, at, what, by_whom, detail) VALUES (?,?,?,?,?)",
                         (incident_id, self.now, what, by, dumps(detail)))
 
+    def incidents_between(self, site: str, line: str | None, kind: str, t0: float, t1: float) -> list[Incident]:
+        """Incidents of one kind on one line that overlap [t0, t1)."""
+        rows = self.db.execute(f"SELECT {_INC_COLS} FROM incidents WHERE site = ? AND coalesce(line, '') = ? AND "
+                               "kind = ? AND opened_at < ? AND coalesce(resolved_at, 1e18) >= ?",
+                               (site, line or "", kind, t1, t0)).fetchall()
+        return [_incident(r) for r in rows]
+
+    def suppressed_by(self, incident_id: int) -> list[Incident]:
+        rows = self.db.execute(f"SELECT {_INC_COLS} FROM incidents WHERE suppressed_by = ? ORDER BY id",
+                               (incident_id,)).fetchall()
+        return [_incident(r) for r in rows]
+
+    def touched_since(self, t0: float) -> list[Incident]:
+        """Incidents detected or closed since ``t0``, and every live one (the daily digest)."""
+        rows = self.db.execute(f"SELECT {_INC_COLS} FROM incidents WHERE detected_at >= ? OR "
+                               "coalesce(closed_at, 0) >= ? OR state <> 'closed' ORDER BY id", (t0, t0)).fetchall()
+        return [_incident(r) for r in rows]
+
     # -- notices and commands ----------------------------------------------------------
     def enqueue(self, key: str, incident_id: int | None, event: str, channel: str, recipient: str, route: str,
                 body: dict[str, Any], not_before: float, expires_at: float, state: str = "pending") -> bool:
@@ -344,3 +362,4 @@ class IncidentRecord:
         rows = self._q(f"SELECT {_EVENT_COLS} FROM feed WHERE site = ? AND line = ? AND at >= ? ORDER BY pos",  # type: ignore
                        (cmd.site, cmd.line, cmd.issued_at - 5))
         return [e for e in map(_event, rows) if e.data.get("command_id") == cmd.id]
+
