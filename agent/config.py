@@ -216,4 +216,5 @@ def _parse_line(raw: Any, index: int, name: str, state_dir: Path) -> LineConfig:
     sec.done()
     if not probes:
         raise ConfigError(f"{sec.where}: no probe configured (add e.g. [line.latency] with targets)")
+    probes = {key: REGISTRY[key].complete(pcfg, probes, sec.where) for key, pcfg in probes.items()}
     return LineConfig(LineBinding(line_id, src, iface), probes)

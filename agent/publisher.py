@@ -91,6 +91,9 @@ class Publisher:
         self._inflight: dict[int, float] = {}  # seq -> when published
         self._last_fail_log = 0.0
         self._live_from = 0  # messages with seq above this were measured since the last connect
+        #: called with (topic, payload) for every message on the command topic, on paho's thread
+        self.on_command: Callable[[str, bytes], None] | None = None
+        self.command_topic = wire.command_topic(cfg.province, cfg.site, cfg.agent_id)
 
         c = new_client(cfg.mqtt, cfg.agent_id)
         offline = status_message(cfg, "offline")
@@ -99,6 +102,8 @@ class Publisher:
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
         self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
 
@@ -153,6 +158,7 @@ class Publisher:
             self._inflight.clear()
             self._live_from = self.outbox.last_seq
         self._register(client.publish(*self._status("online"), qos=1, retain=True).mid, None)
+        client.subscribe(self.command_topic, qos=1)  # on-demand tests (agent/commands.py)
         self.connected.set()
         self._wake.set()
 
@@ -168,6 +174,23 @@ class Publisher:
         if self.connected.is_set() and not self._stop.is_set():
             log.warning("disconnected from broker (%s); measurements keep going to disk", reason_code)
         self.connected.clear()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.warning("the broker refused this agent's subscription to its command topic %s (%s): "
+                        "on-demand tests will not reach it", self.command_topic,
+                        ", ".join(str(rc) for rc in reason_codes))
+        else:
+            log.info("listening for commands on %s", self.command_topic)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        handler = self.on_command
+        if handler is None:
+            return
+        try:
+            handler(msg.topic, msg.payload)
+        except Exception:  # never let a bad command kill paho's network thread
+            log.exception("command handler failed on %s", msg.topic)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called by paho with its own locks held: only touch our small map, never paho.

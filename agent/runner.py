@@ -14,11 +14,13 @@ from typing import Callable
 
 from linewatch import __version__, wire
 
+from .commands import CommandHandler
 from .config import AgentConfig, LineConfig
 from .lan import agent_jobs
 from .outbox import Outbox
 from .probes import REGISTRY, Result
 from .publisher import Publisher
+from .reach import ReachMonitor
 
 log = logging.getLogger("linewatch.agent")
 
@@ -64,19 +66,29 @@ class Scheduler:
             heapq.heappop(self._heap)
             job.due = self._next_due(job)
             heapq.heappush(self._heap, job)
-            with self._lock:
-                if job.name in self._running:
-                    log.warning("%s is still running from last time; skipping this round", job.name)
-                    continue
-                self._running.add(job.name)
+            if not self.claim(job.name):
+                log.warning("%s is still running (from last time, or on demand); skipping this round", job.name)
+                continue
             self._pool.submit(self._guarded, job)
+
+    def claim(self, name: str) -> bool:
+        """Mark a job as running; False if it already is. On-demand commands use this too,
+        so that a probe (a bandwidth test) never overlaps itself on one line."""
+        with self._lock:
+            if name in self._running:
+                return False
+            self._running.add(name)
+            return True
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._running.discard(name)
 
     def _guarded(self, job: _Job) -> None:
         try:
             job.run()
         finally:
-            with self._lock:
-                self._running.discard(job.name)
+            self.release(job.name)
 
     def stop(self) -> None:
         self._stop.set()
@@ -93,13 +105,24 @@ class Agent:
         self.scheduler = Scheduler(cfg.jitter_pct)
         self.probe_errors = 0
         self.last_probe_error: str | None = None
+        self.monitors: dict[str, ReachMonitor] = {}
         for line in cfg.lines:
             for name, pcfg in line.probes.items():
+                if REGISTRY[name].continuous:  # reach: its own thread, started by run()
+                    self.monitors[line.id] = ReachMonitor(line.binding, pcfg, self.record, self._crashed)
+                    continue
                 interval = getattr(pcfg, "interval_s", 300.0)
                 self.scheduler.add(f"{line.id}/{name}", interval, self._probe_job(line, name, pcfg))
         for name, interval, job in agent_jobs(cfg):  # per-agent jobs: LAN discovery, inventory
             self.scheduler.add(name, interval, self._agent_job(name, job))
         self.scheduler.add("heartbeat", cfg.heartbeat_s, self.heartbeat)
+        self.commands = CommandHandler(cfg, self.record, claim=self.scheduler.claim, release=self.scheduler.release,
+                                       on_crash=self._crashed, reach_state=self._reach_state)
+        self.publisher.on_command = self.commands.handle
+
+    def _reach_state(self, line_id: str):
+        m = self.monitors.get(line_id)
+        return m.current() if m else None
 
     # -- measurements ---------------------------------------------------------------
     def _probe_job(self, line: LineConfig, name: str, pcfg: object) -> Callable[[], None]:
@@ -153,11 +176,16 @@ class Agent:
         self.publisher.start()
         t = threading.Thread(target=self.scheduler.run_forever, name="scheduler", daemon=True)
         t.start()
+        for m in self.monitors.values():
+            m.start()
         try:
             while not stop.wait(0.5):
                 if self.publisher.fatal:
                     break
         finally:
+            for m in self.monitors.values():
+                m.stop()
+            self.commands.stop()
             self.scheduler.stop()
             self.publisher.stop()
             self.outbox.close()

@@ -29,6 +29,12 @@ Commands:
                  agents online/offline/silent and messages missing
   check-config   check the collector config and the site registry
 
+Incidents (the rules open them; the operator of the line hears of it with the evidence):
+  incidents      list them; `incidents show ID`, `incidents ack ID --by NAME`,
+                 `incidents resolve ID --note TEXT`
+  maintenance    planned works: `maintenance add|list|remove` (no notices meanwhile)
+  test           run a line's probes now on the site's agent and print the result
+
 Broker security (run as root on the province server; see README "Security"):
   init-ca        once: the provincial CA, the broker's TLS certificate, the collector's
                  broker login and the ACL
@@ -51,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--lang", choices=("vi", "en"), default="vi", help="table language (default: vi)")
     sub.add_parser("check-config", help="validate config and registry, then exit")
+    from . import cli_incidents
+
+    cli_incidents.add_commands(sub)
     _add_security_commands(sub)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -86,7 +95,20 @@ def main(argv: list[str] | None = None) -> int:
                                                indent=2)))
         else:
             print(status_mod.render(rows, args.lang))
+            live = record.incidents(live_only=True)
+            if live:
+                from .cli_incidents import render_list
+
+                print("\n" + ("Sự cố đang mở:" if args.lang == "vi" else "Open incidents:"))
+                print(render_list(live, args.lang))
         return 0
+    if args.cmd in ("incidents", "maintenance", "test"):
+        from . import cli_incidents
+
+        try:
+            return cli_incidents.run(args, cfg, registry, record)
+        finally:
+            record.close()
     return run(cfg, registry, record)
 
 
@@ -100,15 +122,46 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
     from .maintenance import Maintenance
     from .mqtt import Subscriber
 
+    from .commands import publisher
+    from .incidents.engine import Engine
+    from .notify.sender import Notifier
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sub = Subscriber(cfg.mqtt, Ingestor(record, registry), maintenance=Maintenance(record, cfg))
+    wake_rules, wake_notify = threading.Event(), threading.Event()
+    sub = Subscriber(cfg.mqtt, Ingestor(record, registry), maintenance=Maintenance(record, cfg),
+                     on_stored=wake_rules.set)
+    notifier = Notifier(record, registry, cfg.notify)
+    engine = Engine(record, registry, cfg.incidents, publish=publisher(sub.client), on_change=wake_notify.set)
+    web = None
+    if cfg.http.port:
+        from .web import AckServer
+
+        web = AckServer(record, notifier.links, cfg.http)
+        try:
+            web.start()
+        except OSError as e:
+            print(f"linewatch-collector: cannot listen on {cfg.http.listen}:{cfg.http.port} for acknowledgement "
+                  f"links ({e.strerror or e}); set [http] port (0 = off)", file=sys.stderr)
+            return 2
     sub.start()
+    workers = [threading.Thread(target=engine.run_forever, args=(stop, wake_rules), name="incident-rules",
+                                daemon=True),
+               threading.Thread(target=notifier.run_forever, args=(stop, wake_notify), name="notifier", daemon=True)]
+    for w in workers:
+        w.start()
     try:
         while not stop.wait(0.5) and not sub.died.is_set():
             pass
     except KeyboardInterrupt:
         pass
+    stop.set()
+    wake_rules.set()
+    wake_notify.set()
+    for w in workers:
+        w.join(10)
+    if web:
+        web.stop()
     sub.stop()
     record.close()
     if sub.fatal:

@@ -29,6 +29,40 @@ class SecurityConfig:
     broker_port: int = 8883                                 # the broker's TLS listener for agents
 
 
+def _parse_incidents(sec: Section):
+    """[incidents]: when a problem becomes an incident, when it closes, when it escalates."""
+    from .incidents.rules import Policy
+
+    d = Policy()
+    p = Policy(
+        slow_m=sec.num("slow_m", d.slow_m, ge=1, le=20, integer=True),
+        slow_n=sec.num("slow_n", d.slow_n, ge=1, le=20, integer=True),
+        retest=sec.bool("retest", d.retest),
+        max_retests=sec.num("max_retests", d.max_retests, ge=0, le=10, integer=True),
+        retest_ttl_s=sec.num("retest_ttl_s", d.retest_ttl_s, ge=10, le=86400),
+        latency_m=sec.num("latency_m", d.latency_m, ge=1, le=50, integer=True),
+        latency_n=sec.num("latency_n", d.latency_n, ge=1, le=50, integer=True),
+        service_m=sec.num("service_m", d.service_m, ge=1, le=50, integer=True),
+        service_n=sec.num("service_n", d.service_n, ge=1, le=50, integer=True),
+        down_m=sec.num("down_m", d.down_m, ge=1, le=50, integer=True),
+        down_n=sec.num("down_n", d.down_n, ge=1, le=50, integer=True),
+        resolve_hold_s=sec.num("resolve_hold_s", d.resolve_hold_s, ge=0, le=86400),
+        escalate_after_s=60 * sec.num("escalate_after_min", d.escalate_after_s / 60, gt=0, le=7 * 1440),
+        refine_wait_s=sec.num("refine_wait_s", d.refine_wait_s, ge=0, le=86400),
+        group_wait_s=sec.num("group_wait_s", d.group_wait_s, ge=0, le=3600),
+        notice_ttl_s=3600 * sec.num("notice_ttl_h", d.notice_ttl_s / 3600, gt=0, le=24 * 30),
+        it_office_copy=sec.str("it_office_copy", d.it_office_copy, choices=("each", "digest", "none")),
+        digest_hour=sec.num("digest_hour", d.digest_hour, ge=0, le=23, integer=True),
+    )
+    for m, n, what in ((p.slow_m, p.slow_n, "slow"), (p.latency_m, p.latency_n, "latency"),
+                       (p.service_m, p.service_n, "service"), (p.down_m, p.down_n, "down")):
+        if m > n:
+            raise ConfigError(f"{sec.where}: {what}_m = {m} is more than {what}_n = {n} "
+                              f"(M of the last N tests: M cannot exceed N)")
+    sec.done()
+    return p
+
+
 @dataclass(frozen=True)
 class CollectorConfig:
     registry_path: Path
@@ -39,6 +73,9 @@ class CollectorConfig:
     offline_after_s: float = 300
     source: Path | None = None
     security: SecurityConfig = SecurityConfig()
+    incidents: Any = None  # incidents.rules.Policy
+    notify: Any = None     # notify.config.NotifyConfig
+    http: Any = None       # notify.config.HttpConfig
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -85,6 +122,11 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
                               broker_host=sec.str("broker_host"),
                               broker_port=sec.num("broker_port", 8883, ge=1, le=65535, integer=True))
     sec.done()
+    incidents = _parse_incidents(root.table("incidents", f"{name} [incidents]"))
+    from .notify.config import parse_http, parse_notify
+
+    notify = parse_notify(root.table("notify", f"{name} [notify]"), base)
+    http = parse_http(root.table("http", f"{name} [http]"))
     root.done()
     return CollectorConfig(registry_path, record, mqtt, raw_days, rollup_days, offline_after_s, source,
-                           security)
+                           security, incidents, notify, http)

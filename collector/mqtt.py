@@ -39,13 +39,15 @@ class _Msg:
 
 class Subscriber:
     def __init__(self, cfg: BrokerConfig, ingestor: Ingestor, batch_max: int = 500, batch_wait_s: float = 0.05,
-                 maintenance: Callable[[], None] | None = None, maintenance_every_s: float = 60):
+                 maintenance: Callable[[], None] | None = None, maintenance_every_s: float = 60,
+                 on_stored: Callable[[], None] | None = None):
         self.cfg = cfg
         self.ingestor = ingestor
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.maintenance = maintenance
         self.maintenance_every_s = maintenance_every_s
+        self.on_stored = on_stored  # wakes the feed's consumers (incident rules) after a commit
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.died = threading.Event()
@@ -161,4 +163,6 @@ class Subscriber:
                 # a retained message the contract has no use for would come back at every
                 # reconnect: clear it at the broker (an empty retained message deletes it)
                 self.client.publish(m.item.topic, b"", qos=1, retain=True)
+        if self.on_stored and any(o.status in ("stored", "status") for o in outcomes):
+            self.on_stored()
         return True

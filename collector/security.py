@@ -71,7 +71,9 @@ def agent_acl_lines(site: Site, agent_id: str) -> list[str]:
     return [
         f"user {agent_id}",
         f"topic write {base}/line/+/+",
-        f"topic write {base}/agent/{agent_id}/+",
+        # each agent kind by name, not /+: "+" would also match .../cmd, and only the
+        # collector may write an agent's commands
+        *(f"topic write {base}/agent/{agent_id}/{kind}" for kind in wire.AGENT_KINDS),
         f"topic read {wire.command_topic(site.province, site.code, agent_id)}",
     ]
 

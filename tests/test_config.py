@@ -57,7 +57,7 @@ def test_a_minimal_agent_config_gets_sane_defaults():
     (lambda t: t.replace('targets = ["10.0.0.1"]', 'targets = ["tcp:host"]'), "must look like tcp:HOST:PORT"),
     (lambda t: t + "count = 0\n", "line 'fiber' [latency]: count must be >= 1, got 0"),
     (lambda t: t + "methd = \"auto\"\n", "unknown setting(s) methd (misspelt?)"),
-    (lambda t: t.replace("[line.latency]", "[line.latncy]"), "unknown setting or probe 'latncy' (probes: bandwidth, dns, http, latency)"),
+    (lambda t: t.replace("[line.latency]", "[line.latncy]"), "unknown setting or probe 'latncy' (probes: bandwidth, dns, http, latency, reach)"),
     (lambda t: t.replace('id = "fiber"', 'id = "fiber"\nsource_address = "192.168.1"'),
      "source_address '192.168.1' is not an IP address"),
     (lambda t: t + '[[line]]\nid = "tslcd"\ninterface = "eth1"\n[line.latency]\ntargets = ["10.1.1.1"]\n',

@@ -74,6 +74,8 @@ def test_acl_lets_each_agent_write_only_its_own_site_and_agent_topics_and_read_o
     assert not may(acl, "ag-21583", "read", wire.command_topic("52", "21584", "ag-21584"))
     assert not may(acl, "ag-21583", "read", own_line), "an agent reads nothing but its command topic"
     assert not may(acl, "ag-21583", "write", "lw/v1/52/21583/line/fiber/latency/extra")
+    assert not may(acl, "ag-21583", "write", wire.command_topic("52", "21583", "ag-21583")), \
+        "only the collector may command an agent, not the agent itself"
     # the collector reads everything, commands agents, and may clear a retained message anywhere
     assert may(acl, "linewatch-collector", "read", own_line)
     assert may(acl, "linewatch-collector", "write", wire.command_topic("52", "21584", "ag-21584"))
@@ -343,6 +345,8 @@ def test_an_agent_reads_only_its_own_command_topic_and_cannot_take_another_agent
     c, st = tls_client(p, "ag-21584", p.ag_21584, client_id="ag-21583")
     c.subscribe("lw/v1/#", qos=1)
     wait_for(lambda: "suback" in st, 10, "SUBACK")  # (mosquitto checks read access per message, not here)
+    # it cannot command itself (nor anyone): only the collector writes command topics
+    publish(c, wire.command_topic("52", "21584", "ag-21584"), b'{"forged": true}')
     col = p.sub.client
     col.publish(wire.command_topic("52", "21583", "ag-21583"), b"{}", qos=1)
     col.publish(wire.command_topic("52", "21584", "ag-21584"), b"{}", qos=1).wait_for_publish(5)

@@ -7,7 +7,9 @@ from .bandwidth import BandwidthProbe
 from .dns import DnsProbe
 from .http import HttpProbe
 from .latency import LatencyProbe
+from .reach import ReachProbe
 
-REGISTRY: dict[str, Probe] = {p.name: p for p in (LatencyProbe(), BandwidthProbe(), DnsProbe(), HttpProbe())}
+REGISTRY: dict[str, Probe] = {p.name: p for p in (LatencyProbe(), BandwidthProbe(), DnsProbe(), HttpProbe(),
+                                                      ReachProbe())}
 
 __all__ = ["REGISTRY", "LineBinding", "LineUnbound", "Probe", "Result"]

@@ -146,6 +146,11 @@ class BandwidthProbe(Probe):
     def run(self, line: LineBinding, cfg: BandwidthConfig) -> list[Result]:
         return [run_test(line, cfg)]
 
+    def failed(self, line: LineBinding, cfg: BandwidthConfig, error_code: str, error: str) -> Result:
+        data = {"method": cfg.method, "target": cfg.target or "speedtest.net", "streams": cfg.streams,
+                "duration_s": 0.0, "bytes": 0, "source": line.describe()}
+        return Result("bandwidth", line.id, data, ok=False, error_code=error_code, error=error)
+
 
 def run_test(line: LineBinding, cfg: BandwidthConfig, today: date | None = None) -> Result:
     """One test: budget check, the method, budget bookkeeping. Never raises for network trouble."""

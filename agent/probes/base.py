@@ -75,11 +75,22 @@ class Probe:
 
     name: ClassVar[str]
     kind: ClassVar[str]
+    #: True: the agent runs it all the time in its own thread (reach), not on the scheduler
+    continuous: ClassVar[bool] = False
 
     def parse_config(self, sec: Section) -> Any:  # returns the probe's typed config
         raise NotImplementedError
 
+    def complete(self, cfg: Any, probes: dict[str, Any], where: str) -> Any:
+        """Fill in defaults that depend on the line's other probes (called once all are parsed)."""
+        return cfg
+
     def run(self, line: LineBinding, cfg: Any) -> list[Result]:
+        raise NotImplementedError
+
+    def failed(self, line: LineBinding, cfg: Any, error_code: str, error: str) -> Result:
+        """One failed result of this probe's kind that did not measure anything (e.g. an on-demand
+        command that expired): still carries the kind's required fields."""
         raise NotImplementedError
 
     def due(self, line: LineBinding, cfg: Any) -> bool:

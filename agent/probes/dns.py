@@ -131,6 +131,11 @@ class DnsProbe(Probe):
     def run(self, line: LineBinding, cfg: DnsConfig) -> list[Result]:
         return [resolve(line, r, n, cfg) for r in cfg.resolvers for n in cfg.names]
 
+    def failed(self, line: LineBinding, cfg: DnsConfig, error_code: str, error: str) -> Result:
+        data = {"resolver": cfg.resolvers[0], "name": cfg.names[0], "qtype": cfg.qtype, "attempts": 0,
+                "source": line.describe()}
+        return Result("dns", line.id, data, ok=False, error_code=error_code, error=error)
+
 
 def resolve(line: LineBinding, resolver: str, name: str, cfg: DnsConfig) -> Result:
     """Ask one resolver for one name; retries after a timeout, like a stub resolver."""

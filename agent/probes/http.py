@@ -55,6 +55,10 @@ class HttpProbe(Probe):
     def run(self, line: LineBinding, cfg: HttpConfig) -> list[Result]:
         return [fetch(line, u, cfg) for u in cfg.urls]
 
+    def failed(self, line: LineBinding, cfg: HttpConfig, error_code: str, error: str) -> Result:
+        return Result("http", line.id, {"url": cfg.urls[0], "source": line.describe()}, ok=False,
+                      error_code=error_code, error=error)
+
 
 def fetch(line: LineBinding, url: str, cfg: HttpConfig) -> Result:
     u = urlsplit(url)

@@ -82,6 +82,12 @@ class LatencyProbe(Probe):
     def run(self, line: LineBinding, cfg: LatencyConfig) -> list[Result]:
         return [measure(line, Target.parse(t), cfg) for t in cfg.targets]
 
+    def failed(self, line: LineBinding, cfg: LatencyConfig, error_code: str, error: str) -> Result:
+        t = Target.parse(cfg.targets[0])
+        data = {"target": t.host if t.port is None else f"{t.host}:{t.port}", "source": line.describe(),
+                "method": methods_for(t, cfg.method)[-1], "sent": 0, "received": 0}
+        return Result("latency", line.id, data, ok=False, error_code=error_code, error=error)
+
 
 def _resolve(host: str) -> str:
     infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
