@@ -128,16 +128,16 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    wake_rules, wake_notify = threading.Event(), threading.Event()
+    wake_rules = threading.Event()
     sub = Subscriber(cfg.mqtt, Ingestor(record, registry), maintenance=Maintenance(record, cfg),
                      on_stored=wake_rules.set)
     notifier = Notifier(record, registry, cfg.notify)
-    engine = Engine(record, registry, cfg.incidents, publish=publisher(sub.client), on_change=wake_notify.set)
+    engine = Engine(record, registry, cfg.incidents, publish=publisher(sub.client), on_change=notifier.wake)
     web = None
     if cfg.http.port:
         from .web import AckServer
 
-        web = AckServer(record, notifier.links, cfg.http)
+        web = AckServer(record, notifier.links, cfg.http, registry=registry)
         try:
             web.start()
         except OSError as e:
@@ -147,7 +147,7 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
     sub.start()
     workers = [threading.Thread(target=engine.run_forever, args=(stop, wake_rules), name="incident-rules",
                                 daemon=True),
-               threading.Thread(target=notifier.run_forever, args=(stop, wake_notify), name="notifier", daemon=True)]
+               threading.Thread(target=notifier.run_forever, args=(stop,), name="notifier", daemon=True)]
     for w in workers:
         w.start()
     try:
@@ -157,7 +157,7 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
         pass
     stop.set()
     wake_rules.set()
-    wake_notify.set()
+    notifier.wake()
     for w in workers:
         w.join(10)
     if web:

@@ -91,3 +91,24 @@ def test_check_config_prints_the_error_and_exits_2(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "linewatch.agent.cli", "-c", str(tmp_path / "nope.toml"),
                               "check-config"], capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 2 and "does not exist (copy the example" in missing.stderr
+
+
+def test_the_shipped_collector_example_carries_the_notify_example_and_every_incidents_setting_parses():
+    from linewatch.collector import config as collector_config
+    from linewatch.collector.notify.config import EXAMPLE
+
+    text = collector_config.EXAMPLE.read_text()
+    assert EXAMPLE in text
+    section = text.split("[incidents]")[1].split("\n[")[0]
+    doc = tomllib.loads(tomllib.loads(text) and "[incidents]\n" + "\n".join(
+        ln[2:] for ln in section.splitlines() if ln.startswith("# ")))
+    assert set(doc["incidents"]) >= {"slow_m", "resolve_hold_s", "escalate_after_min", "it_office_copy"}
+    cfg = collector_config.parse(doc)
+    assert cfg.incidents.escalate_after_s == 1800 and cfg.notify.max_per_hour == 12
+
+
+def test_an_incidents_policy_that_cannot_hold_is_refused_with_the_setting_named():
+    from linewatch.collector import config as collector_config
+
+    with pytest.raises(ConfigError, match=r"slow_m = 4 is more than slow_n = 3"):
+        collector_config.parse({"incidents": {"slow_m": 4}})

@@ -22,8 +22,8 @@ from . import rules
 log = logging.getLogger("linewatch.collector.incidents")
 CONSUMER = "incidents.rules"
 VN = timezone(timedelta(hours=7))
-#: A measurement received this long after it was taken came with a backlog.
-LATE_AFTER_S = 120
+#: A measurement received this long after it was taken came with a backlog (live ones take a second or two).
+LATE_AFTER_S = 15
 MEASURED = set(wire.LINE_KINDS)
 
 
