@@ -14,9 +14,10 @@ from linewatch.collector.incidents.rules import Policy
 from incidentlab import Province
 
 
-@pytest.fixture
-def prov(tmp_path):
-    p = Province(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def prov(request, tmp_path):
+    url = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    p = Province(tmp_path, url)
     yield p
     p.record.close()
 
