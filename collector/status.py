@@ -21,13 +21,15 @@ LABELS = {
            "never": "chưa từng kết nối", "no_data": "chưa có số liệu", "ok": "tốt", "fail": "LỖI",
            "loss": "mất gói", "rtt": "trễ", "missing": "thiếu bản tin", "jumps": "số thứ tự nhảy",
            "down": "tải xuống", "up": "tải lên", "resolve": "phân giải", "http": "tải trang",
-           "latency": "độ trễ", "bandwidth": "tốc độ", "dns": "DNS"},
+           "latency": "độ trễ", "bandwidth": "tốc độ", "dns": "DNS", "reach": "kết nối",
+           "was_down": "vừa mất"},
     "en": {"site": "Site", "agent": "Agent", "line": "Line", "probe": "Probe", "age": "Age",
            "result": "Result", "online": "online", "offline": "OFFLINE", "silent": "SILENT",
            "never": "never seen", "no_data": "no data yet", "ok": "ok", "fail": "FAIL",
            "loss": "loss", "rtt": "rtt", "missing": "messages missing", "jumps": "sequence jumps",
            "down": "down", "up": "up", "resolve": "resolve", "http": "page",
-           "latency": "latency", "bandwidth": "bandwidth", "dns": "DNS"},
+           "latency": "latency", "bandwidth": "bandwidth", "dns": "DNS", "reach": "reach",
+           "was_down": "was down"},
 }
 
 
@@ -53,6 +55,11 @@ def _probe_row(kind: str, e: Event | None, now: float) -> dict[str, Any]:
 def build(registry: Registry, record: Record, offline_after_s: float, now: float | None = None) -> list[dict[str, Any]]:
     now = now or time.time()
     seq = record.seq_summary()
+    live: dict[str, list[dict[str, Any]]] = {}
+    for i in record.incidents(live_only=True):
+        live.setdefault(i.site, []).append({"id": i.id, "kind": i.kind, "line": i.line, "target": i.target,
+                                            "state": i.state, "cause": i.cause, "opened_at": i.opened_at,
+                                            "acked_by": i.acked_by})
     agents_by_site: dict[str, list[Agent]] = {}
     for a in record.agents():
         agents_by_site.setdefault(a.site, []).append(a)
@@ -73,7 +80,8 @@ def build(registry: Registry, record: Record, offline_after_s: float, now: float
             probes = [_probe_row(k, latest.get(k), now) for k in LINE_KINDS if k in latest]
             lines.append({"line": ln.id, "isp": ln.isp, "kind": ln.kind, "probes": probes})
         out.append({"site": site.code, "province": site.province, "name": site.name, "group": site.group,
-                    "agents": agents, "lines": lines, "lan": inventory.site_lan(record, site, now)})
+                    "agents": agents, "lines": lines, "lan": inventory.site_lan(record, site, now),
+                    "incidents": live.get(site.code, [])})
     return out
 
 
@@ -112,6 +120,11 @@ def _figures(p: dict[str, Any], L: dict[str, str]) -> str:
         parts.append(f"{L['resolve']} {f['resolve_ms']:.0f} ms")
     elif p["kind"] == "http" and f.get("total_ms") is not None:
         parts.append(f"{L['http']} {f['total_ms']:.0f} ms")
+    elif p["kind"] == "reach":
+        if f.get("rtt_ms") is not None:
+            parts.append(f"{L['rtt']} {f['rtt_ms']:.1f} ms")
+        if f.get("down_s") is not None:
+            parts.append(f"{L['was_down']} {age(f['down_s'])}")
     return ", ".join(parts)
 
 

@@ -107,9 +107,18 @@ def up_command(args: argparse.Namespace) -> int:
         broker.stop()
         print(f"linewatch: {e}", file=sys.stderr)
         return 2
-    collector = Subscriber(ccfg.mqtt, Ingestor(store, registry), maintenance=Maintenance(store, ccfg))
+    from .collector.commands import publisher
+    from .collector.incidents.engine import Engine
+
+    wake_rules = threading.Event()
+    collector = Subscriber(ccfg.mqtt, Ingestor(store, registry), maintenance=Maintenance(store, ccfg),
+                           on_stored=wake_rules.set)
+    # the incident rules run here too (no mail server in the demo: notices wait in the record,
+    # see `linewatch collector -c collector.toml incidents`)
+    rules = Engine(store, registry, ccfg.incidents, publish=publisher(collector.client))
     collector.start()
     stop = threading.Event()
+    threading.Thread(target=rules.run_forever, args=(stop, wake_rules), name="incident-rules", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     agent = agent_thread = None
     if acfg:
@@ -129,6 +138,11 @@ def up_command(args: argparse.Namespace) -> int:
             print(f"\n{time.strftime('%H:%M:%S')}  linewatch up -- stored {c['stored']}, rejected {c['rejected']}, "
                   f"duplicates {c['duplicate']}   (Ctrl-C to stop)")
             print(status_mod.render(rows, args.lang), flush=True)
+            live = store.incidents(live_only=True)
+            if live:
+                from .collector.cli_incidents import render_list
+                print(("Sự cố đang mở:" if args.lang == "vi" else "Open incidents:") + "\n" +
+                      render_list(live, args.lang), flush=True)
             if deadline and time.monotonic() >= deadline:
                 break
     except KeyboardInterrupt:

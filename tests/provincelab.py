@@ -38,11 +38,12 @@ class Office:
     broker: str
     tslcd: bool
     agent: subprocess.Popen | None = None
+    isp: str = "VNPT"  # the fiber's operator: registry isp, operator "<isp> NOC" <noc@<isp>.example>
 
 
 class ProvinceLab:
     def __init__(self, lab: Lab, *, contracted_down: float = 100, contracted_up: float = 100,
-                 incidents: str = "", collector_extra: str = ""):
+                 incidents: str = "", collector_extra: str = "", notify_extra: str = ""):
         self.lab, self.tmp = lab, lab.tmp
         self.dc, self.isp = lab.ns("dc"), lab.ns("isp")
         lab.link(self.isp, self.dc, 1, tag="u")
@@ -52,6 +53,7 @@ class ProvinceLab:
         self.contracted = (contracted_down, contracted_up)
         self.incidents_extra = incidents
         self.collector_extra = collector_extra
+        self.notify_extra = notify_extra  # more keys of [notify], e.g. "max_per_hour = 100\n"
         self.mail_dir = self.tmp / "mail"
         self.collector: subprocess.Popen | None = None
         self.smtp: subprocess.Popen | None = None
@@ -62,7 +64,7 @@ class ProvinceLab:
         return self.lab.addr(1, 1)
 
     # -- building --------------------------------------------------------------------------
-    def office(self, tslcd: bool = True) -> Office:
+    def office(self, tslcd: bool = True, isp: str = "VNPT") -> Office:
         i = len(self.offices)
         ns = self.lab.ns(f"o{i}")
         _, isp_if = self.lab.link(ns, self.isp, 10 + i, tag=f"f{i}")
@@ -71,7 +73,7 @@ class ProvinceLab:
         if tslcd:
             self.lab.link(ns, self.dc, 100 + i, tag=f"t{i}")
             broker = self.lab.addr(100 + i, 1)
-        o = Office(i, f"{21583 + i}", ns, isp_if, broker, tslcd)
+        o = Office(i, f"{21583 + i}", ns, isp_if, broker, tslcd, isp=isp)
         self.offices.append(o)
         return o
 
@@ -86,13 +88,13 @@ class ProvinceLab:
                 name = "UBND xã Thử Nghiệm {o.i}"
                   [[site.line]]
                   id = "fiber"
-                  isp = "VNPT"
+                  isp = "{o.isp}"
                   kind = "internet"
                   contracted_down_mbps = {down}
                   contracted_up_mbps = {up}
                     [site.line.operator]
-                    name = "VNPT NOC"
-                    email = "noc@vnpt.example"
+                    name = "{o.isp} NOC"
+                    email = "noc@{o.isp.lower()}.example"
                 """))
             if o.tslcd:
                 out.append(textwrap.dedent("""\
@@ -144,6 +146,7 @@ class ProvinceLab:
             from_addr = "linewatch@tinh.example"
             public_url = "http://127.0.0.1:{HTTP_PORT}"
             secret_file = "{self.tmp / 'notify.secret'}"
+            """) + textwrap.dedent(self.notify_extra) + textwrap.dedent(f"""\
             [http]
             listen = "127.0.0.1"
             port = {HTTP_PORT}

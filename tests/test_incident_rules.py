@@ -254,3 +254,22 @@ def test_running_the_engine_again_repeats_nothing_and_a_failed_step_leaves_no_tr
     prov.record.set_position(CONSUMER, 0)  # as if the position had been lost: the state still dedupes
     prov.run()
     assert len(prov.incidents()) == 1 and len(prov.notices()) == 1
+
+
+def test_status_shows_a_dead_line_as_down_at_once_and_its_open_incident(prov):
+    """The complaint that started this: during an outage `status` said both lines "ok"."""
+    from linewatch.collector import status as status_mod
+    from linewatch.collector.cli_incidents import render_list
+
+    prov.latency()
+    prov.reach("up")
+    prov.advance(3)
+    prov.reach("down")
+    prov.run()
+    rows = status_mod.build(prov.registry, prov.record, 300, now=prov.t + 1)
+    fiber = next(ln for ln in rows[0]["lines"] if ln["line"] == "fiber")
+    assert [i["kind"] for i in rows[0]["incidents"]] == ["line_down"]
+    reach = next(p for p in fiber["probes"] if p["kind"] == "reach")
+    assert reach["ok"] is False and reach["error_code"] == "line_down" and reach["age_s"] < 2
+    text = status_mod.render(rows, "vi") + render_list(prov.record.incidents(live_only=True), "vi")
+    assert "line_down" in text and "Mất kết nối" in text
