@@ -380,7 +380,8 @@ def bench_storm(tmp: Path, sites: int, wait_s: float, summary: list) -> None:
         if before and after:
             print(f"collector (pid {cpid}): RSS {after.get('VmRSS', 0):.1f} MB (peak {after.get('VmHWM', 0):.1f} MB); "
                   f"CPU {after['cpu'] - before['cpu']:.2f} s in the {wait_s:.0f} s after the cut, "
-                  f"{after['cpu']:.2f} s since it started ({time.time() - t_start:.0f} s ago, {sites} agents)")
+                  f"{after['cpu']:.2f} s in total since it started (the {sites} agents started "
+                  f"{time.time() - t_start:.0f} s ago)")
             summary.append(("collector during the outage", f"RSS {after.get('VmRSS', 0):.0f} MB, "
                             f"CPU {after['cpu'] - before['cpu']:.1f} s / {wait_s:.0f} s", "-", None))
         # heal: what the operators hear when it is over
@@ -401,7 +402,9 @@ def bench_storm(tmp: Path, sites: int, wait_s: float, summary: list) -> None:
         for isp, n in split.items():
             if n:
                 got = rper.get(f"noc@{isp.lower()}.example", [])
-                summary.append((f"outage of {n} {isp} sites: resolved mails", f"{len(got)}", "1", len(got) == 1))
+                summary.append((f"outage of {n} {isp} sites: resolved mails",
+                                f"{len(got)} (sites listed {[sum(1 for c in codes if c in body(m)) for m in got]})",
+                                "none set", None))
         probs = log_problems(pl)
         if probs:
             print(f"collector log: {len(probs)} ERROR/Traceback line(s), first: {probs[0][:200]}")
@@ -452,9 +455,10 @@ def main() -> int:
             print(f"\n== summary (load average now {os.getloadavg()[0]:.2f})")
             w = max(len(s[0]) for s in summary)
             wv = max(len(s[1]) for s in summary)
-            print(f"{'figure':<{w}}  {'measured':<{wv}}  {'goal':<7}  met")
+            wg = max(len(s[2]) for s in summary)
+            print(f"{'figure':<{w}}  {'measured':<{wv}}  {'goal':<{wg}}  met")
             for name, val, goal, ok in summary:
-                print(f"{name:<{w}}  {val:<{wv}}  {goal:<7}  {'-' if ok is None else ('yes' if ok else 'NO')}")
+                print(f"{name:<{w}}  {val:<{wv}}  {goal:<{wg}}  {'-' if ok is None else ('yes' if ok else 'NO')}")
         if args.keep or failed:
             print(f"kept {tmp}" + (" (after an error)" if failed and not args.keep else ""))
         else:

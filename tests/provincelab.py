@@ -168,7 +168,8 @@ class ProvinceLab:
             self.smtp.kill()
             self.smtp.wait()
 
-    def agent_config(self, o: Office, *, bandwidth: bool = False, latency_s: float = 5) -> Path:
+    def agent_config(self, o: Office, *, bandwidth: bool = False, latency_s: float = 5,
+                     bandwidth_every_s: float | None = None) -> Path:
         lab = self.lab
         text = textwrap.dedent(f"""\
             [agent]
@@ -208,7 +209,8 @@ class ProvinceLab:
                 [line.bandwidth]
                 method = "linewatch"
                 target = "http://{self.dc_addr}:{SPEED_PORT}"
-                window = "00:00-00:01"
+                window = "{'' if bandwidth_every_s else '00:00-00:01'}"
+                interval_s = {bandwidth_every_s or 600}
                 max_duration_s = 6
                 warmup_s = 1
                 monthly_budget_mb = 100000
@@ -252,6 +254,17 @@ class ProvinceLab:
               chain blackhole {{ type filter hook forward priority 0; policy accept;
                 iifname {{ {ifs} }} drop
                 oifname {{ {ifs} }} drop
+              }}
+            }}
+            """)
+
+    def loss(self, o: Office, pct: int) -> None:
+        """Random loss on the office's fiber, both ways, inside the operator's network."""
+        self.lab.nft(self.isp, f"""\
+            table inet lwloss{o.i} {{
+              chain noise {{ type filter hook forward priority 10; policy accept;
+                iifname "{o.fiber_if}" numgen random mod 100 < {pct} drop
+                oifname "{o.fiber_if}" numgen random mod 100 < {pct} drop
               }}
             }}
             """)

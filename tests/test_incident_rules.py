@@ -273,3 +273,18 @@ def test_status_shows_a_dead_line_as_down_at_once_and_its_open_incident(prov):
     assert reach["ok"] is False and reach["error_code"] == "line_down" and reach["age_s"] < 2
     text = status_mod.render(rows, "vi") + render_list(prov.record.incidents(live_only=True), "vi")
     assert "line_down" in text and "Mất kết nối" in text
+
+
+def test_loss_is_judged_over_the_window_not_per_round(prov):
+    for _ in range(5):  # one lost ping of 20 now and then (5 % of a round, ~2 % of the window): a noisy line
+        prov.latency(loss=5.0)
+        prov.latency(loss=0.0)
+        prov.advance(10)
+    prov.run()
+    assert prov.incidents() == []
+    for _ in range(4):  # a fifth of the pings lost, round after round: a lossy line
+        prov.latency(loss=20.0)
+        prov.advance(10)
+    prov.run()
+    [inc] = prov.incidents()
+    assert inc.kind == "packet_loss" and inc.summary["loss_pct"] > 5

@@ -247,7 +247,7 @@ class _Run:
             self.tx.log(inc.id, "no_recipient", None, {"event": event, "route": inc.route, "level": level})
             return 0
         state = "suppressed" if inc.maintenance_id is not None else "pending"
-        wait = self.p.group_wait_s if event in ("opened", "refined") else 0
+        wait = self.p.group_wait_s  # every notice: a mass heal is one "resolved" message per recipient too
         n = 0
         for channel, recipient, who in targets:
             body = lc.notice_body(inc, site, line, who)

@@ -12,7 +12,8 @@ What each kind means (thresholds come from the registry, per line):
   slow_line            a speed test below min_speed_ratio x contracted (down or up),
                        confirmed: M of the last N tests low AND the latest low one a retest
   high_latency         rtt_avg_ms above max_latency_ms in M of the last N rounds (any target)
-  packet_loss          loss_pct above max_loss_pct in M of the last N rounds (any target)
+  packet_loss          loss over the last N rounds together surely (95 %) above max_loss_pct,
+                       with loss in at least M of them (one lost ping of 10 is not a lossy line)
   service_unreachable  a service (http url, dns name) failed M of the last N times while
                        the line itself is up
 """
@@ -82,6 +83,16 @@ def row(e: Event) -> dict[str, Any]:
         if e.data.get(k) is not None:
             r[k] = e.data[k]
     return r
+
+
+def wilson_lower(k: int, n: int, z: float = 1.96) -> float:
+    """Lower bound of the 95 % Wilson interval of a proportion k/n (0 when n = 0)."""
+    if n <= 0:
+        return 0.0
+    phat = k / n
+    centre = phat + z * z / (2 * n)
+    margin = z * ((phat * (1 - phat) + z * z / (4 * n)) / n) ** 0.5
+    return max(0.0, (centre - margin) / (1 + z * z / n))
 
 
 def _window(w: list, item: Any, n: int) -> list:
@@ -155,20 +166,34 @@ def _latency(st: dict[str, Any], e: Event, line: Line, p: Policy) -> list[Signal
     if not e.ok or e.data.get("rtt_avg_ms") is None:
         return out
     rtt, loss = float(e.data["rtt_avg_ms"]), float(e.data.get("loss_pct") or 0.0)
-    high, lossy = rtt > th.max_latency_ms, loss > th.max_loss_pct
-    w = _window(st["lat"].setdefault(target, []), [e.at, high, lossy], p.latency_n)
+    sent = int(e.data.get("sent") or 0)
+    lost = max(0, sent - int(e.data.get("received") or 0))
+    high = rtt > th.max_latency_ms
+    w = _window(st["lat"].setdefault(target, []), [e.at, high, lost > 0, lost, sent], p.latency_n)
+    # Latency: M of the last N rounds above the limit. Loss: the last N rounds' pings together
+    # (one lost ping of 10 is 10 % of a round, not of a line), raised only when we are 95 %
+    # sure the loss is above the limit (Wilson lower bound): 1-2 % random loss never trips a
+    # 5 % limit by chance, a line losing a fifth of its packets does within a few rounds.
+    w_sent = sum(x[4] for x in w if len(x) > 4)
+    w_lost = sum(x[3] for x in w if len(x) > 4)
+    w_loss = 100.0 * w_lost / w_sent if w_sent else 0.0
+    lossy_rounds = [x for x in w if x[2]]
+    lossy = 100.0 * wilson_lower(w_lost, w_sent) > th.max_loss_pct and len(lossy_rounds) >= p.latency_m
     st["verdict"]["latency"] = "high" if high else "ok"
     st["verdict"]["loss"] = "high" if lossy else "ok"
-    for kind, idx, now_bad, value, limit in (("high_latency", 1, high, rtt, th.max_latency_ms),
-                                             ("packet_loss", 2, lossy, loss, th.max_loss_pct)):
-        bad = [x for x in w if x[idx]]
-        summary = {"target": target, "measured": value, "limit": limit, "rounds_bad": len(bad), "rounds_seen": len(w),
-                   "max_latency_ms": th.max_latency_ms, "max_loss_pct": th.max_loss_pct}
-        bad_anywhere = any(len([x for x in wt if x[idx]]) >= p.latency_m for wt in st["lat"].values())
-        if now_bad and len(bad) >= p.latency_m:
-            out.append(Signal("raise", kind, bad[0][0], summary=summary, evidence=[row(e)]))
-        elif not now_bad and not bad_anywhere:
-            out.append(Signal("clear", kind, e.at, summary=summary, evidence=[row(e)]))
+    bad_rtt = [x for x in w if x[1]]
+    summary = {"target": target, "rtt_avg_ms": rtt, "loss_pct": round(w_loss, 2), "rounds_seen": len(w),
+               "max_latency_ms": th.max_latency_ms, "max_loss_pct": th.max_loss_pct}
+    if high and len(bad_rtt) >= p.latency_m:
+        out.append(Signal("raise", "high_latency", bad_rtt[0][0], summary={**summary, "rounds_bad": len(bad_rtt)},
+                          evidence=[row(e)]))
+    elif not high and not any(len([x for x in wt if x[1]]) >= p.latency_m for wt in st["lat"].values()):
+        out.append(Signal("clear", "high_latency", e.at, summary=summary, evidence=[row(e)]))
+    if lossy and lost:
+        out.append(Signal("raise", "packet_loss", lossy_rounds[0][0],
+                          summary={**summary, "rounds_bad": len(lossy_rounds)}, evidence=[row(e)]))
+    elif not lossy and not lost:
+        out.append(Signal("clear", "packet_loss", e.at, summary=summary, evidence=[row(e)]))
     return out
 
 
