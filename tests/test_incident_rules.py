@@ -288,3 +288,20 @@ def test_loss_is_judged_over_the_window_not_per_round(prov):
     prov.run()
     [inc] = prov.incidents()
     assert inc.kind == "packet_loss" and inc.summary["loss_pct"] > 5
+
+
+def test_the_it_office_daily_digest_lists_the_days_incidents(tmp_path):
+    from linewatch.collector.notify import email as email_mod
+    from linewatch.collector.notify.message import build
+
+    prov = Province(tmp_path, policy=Policy(it_office_copy="digest", digest_hour=0))
+    prov.reach("down")
+    prov.run()
+    [d] = [n for n in prov.notices() if n.event == "digest"]
+    assert d.recipient == "it@tinh.example" and d.route == "it_office"
+    msg = build("email", d.recipient, [d])
+    text = email_mod.render_text(msg)
+    assert "21583" in text and "fiber" in text and "Mất kết nối" in text
+    prov.advance(3600)
+    prov.run()
+    assert len([n for n in prov.notices() if n.event == "digest"]) == 1, "one digest a day"

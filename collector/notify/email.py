@@ -171,6 +171,17 @@ def _compact(item: Item, lang: str) -> list[str]:
             fmt_time_short(inc.get("opened_at")), event_word(item.event, lang)]
 
 
+def digest_rows(item: Item, lang: str) -> tuple[list[str], list[list[str]]]:
+    """The daily digest's incidents: one row each (the digest body's ``incidents``)."""
+    incs = item.body.get("incidents")
+    incs = [i for i in incs if isinstance(i, dict)] if isinstance(incs, list) else []
+    heads = ["#", t("f_site", lang), t("f_line", lang), t("f_kind", lang), t("f_since", lang),
+             "Trạng thái" if lang == "vi" else "State"]
+    rows = [[str(i.get("id", "")), site_label(i), line_label(i), kind_name(i.get("kind"), lang),
+             fmt_time_short(i.get("opened_at")), state_name(i.get("state"), lang)] for i in incs]
+    return heads, rows
+
+
 # -- rendering ----------------------------------------------------------------------------
 def render_text(msg: Message, ack_days: float = 7) -> str:
     lang = msg.lang
@@ -181,6 +192,10 @@ def render_text(msg: Message, ack_days: float = 7) -> str:
         rows = [[str(i.incident_id or "")] + _compact(i, lang) for i in msg.items]
         lines += _text_table(heads, rows) + [""]
     for item in msg.items:
+        if item.incident_id is None and item.event == "digest":
+            heads, rows = digest_rows(item, lang)
+            lines += [_item_head(item, lang)] + _text_table(heads, rows) + [""]
+            continue
         if full:
             lines.append(_item_head(item, lang))
             lines += [f"  {k}: {v}" for k, v in incident_fields(item, lang)]
@@ -239,6 +254,9 @@ def render_html(msg: Message, ack_days: float = 7) -> str:
                 f"{_h(site_label(i.inc))}</li>" for i in acks) + "</ul>")
     else:
         for item in msg.items:
+            if item.incident_id is None and item.event == "digest":
+                out.append(f"<h3>{_h(_item_head(item, lang))}</h3>" + _html_table(*digest_rows(item, lang)))
+                continue
             out.append(f"<h3>{_h(_item_head(item, lang))}</h3><table>")
             for k, v in incident_fields(item, lang) + summary_fields(item, lang):
                 out.append(f"<tr><td style=\"padding-right:12px;color:#555\">{_h(k)}</td><td>{_h(v)}</td></tr>")
