@@ -38,10 +38,13 @@ class Engine:
         self.clock = clock
         self.on_change = on_change  # wakes the notifier
         self.stats = {"events": 0, "opened": 0, "closed": 0, "notices": 0, "commands": 0}
+        self._digest_checked: str | None = None
 
     # ------------------------------------------------------------------ the consumer
     def step(self, limit: int = 500) -> int:
         """Judge up to ``limit`` new feed events. Returns how many were read (0: caught up)."""
+        if self.record.feed_head() <= self.record.position(CONSUMER):
+            return 0  # nothing new: no write transaction (an idle collector does not fsync every second)
         now = self.clock()
         with self.record.incident_tx(now) as tx:
             events = tx.read_feed(tx.position(CONSUMER), limit)
@@ -59,6 +62,12 @@ class Engine:
 
     def tick(self) -> None:
         now = self.clock()
+        day = datetime.fromtimestamp(now, VN)
+        digest_due = self.p.it_office_copy == "digest" and day.hour >= self.p.digest_hour and \
+            self._digest_checked != day.strftime("%Y-%m-%d")
+        if not digest_due and not self.record.incidents(live_only=True, limit=1):
+            return  # nothing live, nothing due: no write transaction
+        self._digest_checked = day.strftime("%Y-%m-%d") if digest_due else self._digest_checked
         with self.record.incident_tx(now) as tx:
             run = _Run(self, tx, now)
             run.tick()
