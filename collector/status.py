@@ -60,6 +60,7 @@ def build(registry: Registry, record: Record, offline_after_s: float, now: float
         live.setdefault(i.site, []).append({"id": i.id, "kind": i.kind, "line": i.line, "target": i.target,
                                             "state": i.state, "cause": i.cause, "opened_at": i.opened_at,
                                             "acked_by": i.acked_by})
+    verdicts = record.line_verdicts()
     agents_by_site: dict[str, list[Agent]] = {}
     for a in record.agents():
         agents_by_site.setdefault(a.site, []).append(a)
@@ -78,7 +79,8 @@ def build(registry: Registry, record: Record, offline_after_s: float, now: float
         for ln in site.lines:
             latest = record.latest_by_kind(site.code, ln.id)
             probes = [_probe_row(k, latest.get(k), now) for k in LINE_KINDS if k in latest]
-            lines.append({"line": ln.id, "isp": ln.isp, "kind": ln.kind, "probes": probes})
+            lines.append({"line": ln.id, "isp": ln.isp, "kind": ln.kind, "probes": probes,
+                          "verdict": verdicts.get((site.code, ln.id), {})})
         out.append({"site": site.code, "province": site.province, "name": site.name, "group": site.group,
                     "agents": agents, "lines": lines, "lan": inventory.site_lan(record, site, now),
                     "incidents": live.get(site.code, [])})

@@ -271,6 +271,7 @@ def test_status_shows_a_dead_line_as_down_at_once_and_its_open_incident(prov):
     assert [i["kind"] for i in rows[0]["incidents"]] == ["line_down"]
     reach = next(p for p in fiber["probes"] if p["kind"] == "reach")
     assert reach["ok"] is False and reach["error_code"] == "line_down" and reach["age_s"] < 2
+    assert fiber["verdict"]["reach"] == "down" and fiber["verdict"]["latency"] == "ok"
     text = status_mod.render(rows, "vi") + render_list(prov.record.incidents(live_only=True), "vi")
     assert "line_down" in text and "Mất kết nối" in text
 

@@ -256,6 +256,15 @@ class IncidentRecord:
             tx.log(inc.id, "closed", by[:120], {"note": note[:1000], "manual": True})
             return inc
 
+    def line_verdicts(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The rules' current verdict per (site, line): speed_down/speed_up ok|low, latency and
+        loss ok|high, reach up|down -- for status and the time-series export."""
+        out = {}
+        for key, state in self._q("SELECT key, state FROM rule_state WHERE key LIKE 'line/%'"):  # type: ignore
+            _, site, line = key.split("/", 2)
+            out[(site, line)] = json.loads(state).get("verdict", {})
+        return out
+
     # -- maintenance windows ----------------------------------------------------------
     def add_maintenance(self, site: str, line: str | None, starts_at: float, ends_at: float, reason: str,
                         by: str, now: float | None = None) -> MaintenanceWindow:
