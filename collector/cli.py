@@ -140,10 +140,12 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
         web = AckServer(record, notifier.links, cfg.http, registry=registry)
         try:
             web.start()
-        except OSError as e:
-            print(f"linewatch-collector: cannot listen on {cfg.http.listen}:{cfg.http.port} for acknowledgement "
-                  f"links ({e.strerror or e}); set [http] port (0 = off)", file=sys.stderr)
-            return 2
+        except OSError as e:  # measurements matter more than links: keep collecting, say what is missing
+            logging.getLogger("linewatch.collector").error(
+                "cannot listen on %s:%s for acknowledgement links (%s): links in notices will not work until "
+                "[http] port is fixed; `linewatch-collector incidents ack` still does", cfg.http.listen,
+                cfg.http.port, e.strerror or e)
+            web = None
     sub.start()
     workers = [threading.Thread(target=engine.run_forever, args=(stop, wake_rules), name="incident-rules",
                                 daemon=True),

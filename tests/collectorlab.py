@@ -78,7 +78,9 @@ def collector_config(path: Path, registry: Path, record: str, port: int, client_
         host = "127.0.0.1"
         port = {port}
         client_id = "{client_id}"
-        """) + group + "\n[status]\noffline_after_s = 60\n")
+        """) + group + "\n[status]\noffline_after_s = 60\n"
+                    # several collectors on one test machine: no acknowledgement endpoint each
+                    "[http]\nport = 0\n")
     return path
 
 

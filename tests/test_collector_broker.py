@@ -316,3 +316,27 @@ def test_a_wrong_postgresql_password_exits_2_naming_the_database_but_not_the_pas
     out = p.output()
     assert f"127.0.0.1:{pg_server.port}/{db}" in out, out
     assert wrong not in out and pg_server.password not in out, out
+
+
+def test_a_taken_acknowledgement_port_is_reported_and_the_collector_keeps_collecting(tmp_path, mosquitto, procs):
+    """Links in notices need [http]; measurements matter more: the collector says what is
+    missing and goes on storing."""
+    import socket
+
+    reg = write_registry(tmp_path / "registry.toml")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = collector_config(tmp_path / "collector.toml", reg, str(tmp_path / "record.sqlite3"), mosquitto.port,
+                               "collector-port")
+        cfg.write_text(cfg.read_text().replace("[http]\nport = 0", f"[http]\nport = {port}"))
+        coll = start_collector(cfg, tmp_path / "collector.log", procs)
+        pub = Publisher(mosquitto.port)
+        pub.message(latency(1))
+        pub.wait()
+        reader = RecordReader(tmp_path / "record.sqlite3")
+        wait_for(lambda: reader.seqs("ag-21583") == [1], 20, "the measurement stored")
+        assert f"cannot listen on 127.0.0.1:{port} for acknowledgement links" in coll.output()
+        assert coll.proc.poll() is None
+        pub.close()
