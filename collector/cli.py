@@ -138,6 +138,9 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
         from .web import AckServer
 
         web = AckServer(record, notifier.links, cfg.http, registry=registry)
+        from .metrics import registry_for, route
+
+        web.add_route("/metrics", route(registry_for(record, cfg.offline_after_s, sub._q.qsize)))
         try:
             web.start()
         except OSError as e:  # measurements matter more than links: keep collecting, say what is missing
