@@ -35,6 +35,9 @@ Incidents (the rules open them; the operator of the line hears of it with the ev
   maintenance    planned works: `maintenance add|list|remove` (no notices meanwhile)
   test           run a line's probes now on the site's agent and print the result
 
+Time series ([export] url: VictoriaMetrics or InfluxDB; Grafana reads it):
+  export         refill a new or wiped time-series server from the record (--since DATE)
+
 Broker security (run as root on the province server; see README "Security"):
   init-ca        once: the provincial CA, the broker's TLS certificate, the collector's
                  broker login and the ACL
@@ -58,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lang", choices=("vi", "en"), default="vi", help="table language (default: vi)")
     sub.add_parser("check-config", help="validate config and registry, then exit")
     from . import cli_incidents
+    from .export import cli as export_cli
 
     cli_incidents.add_commands(sub)
+    export_cli.add_command(sub)
     _add_security_commands(sub)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -102,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n" + ("Sự cố đang mở:" if args.lang == "vi" else "Open incidents:"))
                 print(render_list(live, args.lang))
         return 0
+    if args.cmd == "export":
+        from .export import cli as export_cli
+
+        try:
+            return export_cli.run(args, cfg, registry, record)
+        finally:
+            record.close()
     if args.cmd in ("incidents", "maintenance", "test"):
         from . import cli_incidents
 
@@ -153,6 +165,11 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
     workers = [threading.Thread(target=engine.run_forever, args=(stop, wake_rules), name="incident-rules",
                                 daemon=True),
                threading.Thread(target=notifier.run_forever, args=(stop,), name="notifier", daemon=True)]
+    if cfg.export.enabled:
+        from .export.exporter import Exporter
+
+        exporter = Exporter(record, registry, cfg.export)
+        workers.append(threading.Thread(target=exporter.run_forever, args=(stop,), name="tsdb-export", daemon=True))
     for w in workers:
         w.start()
     try:

@@ -76,6 +76,7 @@ class CollectorConfig:
     incidents: Any = None  # incidents.rules.Policy
     notify: Any = None     # notify.config.NotifyConfig
     http: Any = None       # notify.config.HttpConfig
+    export: Any = None     # export.config.ExportConfig
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -127,6 +128,9 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
 
     notify = parse_notify(root.table("notify", f"{name} [notify]"), base)
     http = parse_http(root.table("http", f"{name} [http]"))
+    from .export.config import parse_export
+
+    export = parse_export(root.table("export", f"{name} [export]"), base)
     root.done()
     return CollectorConfig(registry_path, record, mqtt, raw_days, rollup_days, offline_after_s, source,
-                           security, incidents, notify, http)
+                           security, incidents, notify, http, export)

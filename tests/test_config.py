@@ -112,3 +112,11 @@ def test_an_incidents_policy_that_cannot_hold_is_refused_with_the_setting_named(
 
     with pytest.raises(ConfigError, match=r"slow_m = 4 is more than slow_n = 3"):
         collector_config.parse({"incidents": {"slow_m": 4}})
+
+
+def test_the_shipped_collector_example_carries_the_export_example():
+    from linewatch.collector import config as collector_config
+    from linewatch.collector.export.config import EXAMPLE
+
+    assert EXAMPLE in collector_config.EXAMPLE.read_text()
+    assert not collector_config.parse({}).export.enabled, "no export unless [export] url is set"

@@ -149,3 +149,38 @@ def points_for(e: Event, registry: Registry) -> list[Point]:
         out.append(_pt("lw_verdict", line_tags(site, line, line.id), vf, e.at))
         out.append(contract_point(site, line, e.at))
     return [p for p in out if p is not None]
+
+
+# -- incidents (added with the exporter): open ones as a gauge, closed ones with their times ------------------
+def incident_tags(inc_site: str, inc_line: str | None, kind: str, registry: Registry) -> dict[str, str] | None:
+    site = registry.site(inc_site)
+    if site is None:
+        return None
+    line = site.line(inc_line) if inc_line else None
+    return {**line_tags(site, line, inc_line), "kind": kind}
+
+
+def incidents_open_points(counts: dict[tuple[str, str | None, str], int], registry: Registry,
+                          at: float) -> list[Point]:
+    """``lw_incidents`` field ``open``: live incidents per (site, line, kind) -- 0 for a key
+    that had some and has none now, so a panel's last value drops back."""
+    out = []
+    for (site, line, kind), n in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])):
+        tags = incident_tags(site, line, kind, registry)
+        if tags is not None:
+            out.append(_pt("lw_incidents", tags, {"open": float(n)}, at))
+    return [p for p in out if p is not None]
+
+
+def incident_closed_point(inc, registry: Registry) -> Point | None:
+    """``lw_incident_closed`` at closed_at: time_to_ack_s (detected -> acknowledged) and
+    time_to_repair_s (began -> measured gone), those that are known."""
+    tags = incident_tags(inc.site, inc.line, inc.kind, registry)
+    if tags is None or inc.closed_at is None:
+        return None
+    f = {"closed": 1.0}
+    if inc.acked_at is not None:
+        f["time_to_ack_s"] = max(0.0, inc.acked_at - inc.detected_at)
+    if inc.resolved_at is not None:
+        f["time_to_repair_s"] = max(0.0, inc.resolved_at - inc.opened_at)
+    return _pt("lw_incident_closed", tags, f, inc.closed_at)

@@ -11,7 +11,7 @@ if [ -z "$HOST" ] && [ ! -f /etc/mosquitto/linewatch/server.crt ]; then
   exit 2
 fi
 apt-get update -q
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv mosquitto openssl
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv mosquitto openssl victoria-metrics
 id linewatch >/dev/null 2>&1 || useradd --system --home /var/lib/linewatch --shell /usr/sbin/nologin linewatch
 python3 -m venv /opt/linewatch/venv
 /opt/linewatch/venv/bin/pip install -q "$SRC[collector]"
@@ -33,6 +33,21 @@ sed -i -e 's|^# username = "collector"$|username = "linewatch-collector"|' \
 [ -f /etc/linewatch/collector.password ] && chgrp linewatch /etc/linewatch/collector.password && \
   chmod 640 /etc/linewatch/collector.password
 install -m 644 "$SRC/deploy/server/mosquitto.conf" /etc/mosquitto/conf.d/linewatch.conf
+# the time-series server: VictoriaMetrics (Debian), retention and de-duplication set for linewatch,
+# scraping the collector's /metrics; the collector exports to it ([export] url)
+install -m 644 "$SRC/deploy/server/victoria-metrics.default" /etc/default/victoria-metrics
+install -m 644 "$SRC/deploy/server/scrape.yml" /etc/linewatch/scrape.yml
+grep -q '^\[export\]' /etc/linewatch/collector.toml || printf '\n[export]\nurl = "http://127.0.0.1:8428"\n' \
+  >> /etc/linewatch/collector.toml
+systemctl enable victoria-metrics
+systemctl restart victoria-metrics
+# Grafana's provisioning (datasource, dashboards): in place whether Grafana is installed now or later
+install -d /etc/grafana/provisioning/datasources /etc/grafana/provisioning/dashboards /var/lib/grafana/dashboards/linewatch
+cp -r "$SRC/deploy/grafana/dashboards/." /var/lib/grafana/dashboards/linewatch/
+install -m 644 "$SRC/deploy/grafana/provisioning/datasources/linewatch.yaml" /etc/grafana/provisioning/datasources/
+install -m 644 "$SRC/deploy/grafana/provisioning/dashboards/linewatch.yaml" /etc/grafana/provisioning/dashboards/
+systemctl is-active --quiet grafana-server && systemctl restart grafana-server || \
+  echo "Grafana is not installed here: its provisioning is in /etc/grafana/provisioning (README \"Dashboards\")"
 install -m 644 "$SRC/deploy/server/linewatch-collector.service" /etc/systemd/system/
 systemctl daemon-reload
 systemctl restart mosquitto
