@@ -51,7 +51,7 @@ GREEN, RED, ORANGE, BLUE, GREY = "green", "red", "orange", "blue", "text"
 F_PROVINCE = 'province=~"$province"'
 F_LINES = 'province=~"$province", site=~"$site", line=~"$line", isp=~"$operator"'
 F_SITES = 'province=~"$province", site=~"$site"'
-F_INCIDENTS = 'site=~"$site", line=~"$line", isp=~"$operator"'
+F_INCIDENTS = F_LINES
 F_ONE_LINE = 'site="$site", line="$line"'
 
 
@@ -345,7 +345,7 @@ def line_detail() -> db.Dashboard:
                            f'[$__range]))', instant=True)],
                         unit="Mbits", w=8, thresholds=steps((None, BLUE))))
          .with_panel(st(n, "Số lần đo không đạt",
-                        [q(f'sum by (site, line) (count_over_time(lw_verdict_compliant_down{{{F_ONE_LINE}}}[$__range])'
+                        [q(f'sum(count_over_time(lw_verdict_compliant_down{{{F_ONE_LINE}}}[$__range])'
                            f' - sum_over_time(lw_verdict_compliant_down{{{F_ONE_LINE}}}[$__range])) or vector(0)',
                            instant=True)],
                         w=8, thresholds=steps((None, GREEN), (1, RED))))
@@ -386,7 +386,8 @@ def incidents() -> db.Dashboard:
                            instant=True)],
                         thresholds=steps((None, GREEN), (1, ORANGE), (5, RED))))
          .with_panel(st(n, "Sự cố đã đóng",
-                        [q(f'sum(count_over_time({closed}{{{f_closed}}}[$__range])) or vector(0)', instant=True)],
+                        [q(f'sum(count_over_time(lw_incident_closed_closed{{{f_closed}}}[$__range])) or vector(0)',
+                           instant=True)],
                         thresholds=steps((None, BLUE))))
          .with_panel(st(n, "Thời gian xác nhận trung bình",
                         [q(f'sum(sum_over_time(lw_incident_closed_time_to_ack_s{{{f_closed}}}[$__range])) / '
@@ -409,7 +410,8 @@ def incidents() -> db.Dashboard:
                                   "Value": "Số sự cố"}, sort_by="Điểm"))
          .with_row(row(n, "Theo nhà mạng"))
          .with_panel(tbl(n, "Thời gian xác nhận và khắc phục theo nhà mạng", [
-             q(f'sum by (isp) (count_over_time({closed}{{{f_closed}}}[$__range]))', instant=True, fmt="table"),
+             q(f'sum by (isp) (count_over_time(lw_incident_closed_closed{{{f_closed}}}[$__range]))', instant=True,
+               fmt="table"),
              q(f'sum by (isp) (sum_over_time(lw_incident_closed_time_to_ack_s{{{f_closed}}}[$__range])) / '
                f'sum by (isp) (count_over_time(lw_incident_closed_time_to_ack_s{{{f_closed}}}[$__range]))',
                instant=True, fmt="table"),
@@ -452,12 +454,15 @@ def lan() -> db.Dashboard:
              q(staff, instant=True, fmt="table"),
              q(computers, instant=True, fmt="table"),
              q(f'max by (site) (last_over_time(lw_lan_hosts_known{{{f}}}[$__range]))', instant=True, fmt="table"),
-             q(f'{computers} / on (site) ({staff})', instant=True, fmt="table")],
-             desc="Cán bộ: theo danh sách điểm (chuyên trách, không chuyên trách, hợp đồng). Máy tính: thiết bị "
-                  "trên mạng LAN được nhận là máy tính ở lần quét gần nhất.",
+             q(f'{computers} / on (site) ({staff})', instant=True, fmt="table"),
+             q(f'max by (site) (last_over_time(lw_site_computers{{{f}}}[$__range]))', instant=True, fmt="table")],
+             desc="Cán bộ: theo danh sách điểm (chuyên trách, không chuyên trách, hợp đồng). Máy tính (LAN): "
+                  "số máy tính máy đo báo ở lần quét gần nhất; máy tính (danh sách thiết bị): số thiết bị loại "
+                  "máy tính collector đang theo dõi cho điểm.",
              transformations=[merge()],
              renames={"site": "Điểm", "Value #A": "Cán bộ", "Value #B": "Máy tính (LAN)",
-                      "Value #C": "Thiết bị (LAN)", "Value #D": "Máy tính / cán bộ"}, sort_by="Điểm"))
+                      "Value #C": "Thiết bị (LAN)", "Value #D": "Máy tính / cán bộ",
+                      "Value #E": "Máy tính (danh sách thiết bị)"}, sort_by="Điểm"))
          .with_row(row(n, "Diễn biến"))
          .with_panel(ts(n, "Máy tính thấy trên mạng LAN",
                         [q(f'max by (site) (lw_lan_computers{{{f}}})', "{{site}}")], "none", minimum=0))

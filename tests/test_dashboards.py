@@ -3,9 +3,10 @@ returns what its panel is meant to show from a real VictoriaMetrics.
 
 Grafana cannot run here, so the test runs what it would run (tests/dashlab.py): every panel
 target, annotation and variable query, with the template variables substituted, against a
-VictoriaMetrics filled from real agent messages stored through the real ingest path
-(tests/incidentlab.Province) and exported with the exporter's own point functions
-(collector/export/points.py).
+VictoriaMetrics filled from real agent messages stored through the real ingest path and the
+incident engine (tests/incidentlab.Province), exported by the collector's Exporter
+(collector/export/exporter.py). tests/test_timeseries_e2e.py runs the same queries on data that
+came through mosquitto and the collector process.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import pytest
 import dashlab
 from incidentlab import Province
 from linewatch.collector import registry as registry_mod
-from linewatch.collector.export import points as P
+from linewatch.collector.export.config import ExportConfig
+from linewatch.collector.export.exporter import Exporter
 from linewatch.collector.incidents.engine import Engine
 from linewatch.collector.incidents.rules import Policy
 from linewatch.collector.ingest import Ingestor
@@ -214,47 +216,11 @@ name = "UBND xã Thử {code}"
     return "".join(out)
 
 
-def write_points(url: str, lines: list[str], chunk: int = 5000) -> int:
-    """Line protocol into VictoriaMetrics's InfluxDB write API, millisecond timestamps.
-
-    The one place the test puts measurements into the TSDB: when the collector's Exporter
-    (collector/export/exporter.py) lands, feed it the record instead."""
-    for i in range(0, len(lines), chunk):
-        body = "\n".join(lines[i:i + chunk]).encode()
-        req = urllib.request.Request(f"{url}/api/v2/write?precision=ms", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            assert r.status in (200, 204)
-    return len(lines)
-
-
 def import_metrics(url: str, text: str) -> None:
     """Prometheus text exposition (what the collector's /metrics serves) into VictoriaMetrics."""
     req = urllib.request.Request(f"{url}/api/v1/import/prometheus", data=text.encode(), method="POST")
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status in (200, 204)
-
-
-def incident_points(prov: Province, at: float, closed_done: set[int]) -> list[P.Point]:
-    """Stand-in for the exporter's incident points (``lw_incidents`` open, tags site, line, kind,
-    isp; ``lw_incident_closed`` time_to_ack_s / time_to_repair_s), written from the record's
-    incidents. Replace with the Exporter's own when it exports them."""
-    out: list[P.Point] = []
-    open_by: dict[tuple, float] = {}
-    for inc in prov.incidents():
-        site = prov.registry.site(inc.site)
-        line = site.line(inc.line) if site and inc.line else None
-        key = (inc.site, inc.line or "", inc.kind, line.isp if line else "")
-        open_by[key] = open_by.get(key, 0.0) + (1.0 if inc.live else 0.0)
-        if inc.state == "closed" and inc.id not in closed_done:
-            closed_done.add(inc.id)
-            f = {"time_to_repair_s": inc.time_to_repair_s}
-            if inc.time_to_ack_s is not None:
-                f["time_to_ack_s"] = inc.time_to_ack_s
-            out.append(P._pt("lw_incident_closed", dict(zip(("site", "line", "kind", "isp"), key)),
-                             {k: float(v) for k, v in f.items() if v is not None}, inc.closed_at))
-    for key, n in open_by.items():
-        out.append(P._pt("lw_incidents", dict(zip(("site", "line", "kind", "isp"), key)), {"open": n}, at))
-    return [p for p in out if p is not None]
 
 
 def health_metrics(end: float, minutes: int = 30) -> str:
@@ -279,20 +245,21 @@ class Scenario:
     21584's fiber tests at 40 of 100 Mbit/s (below 0.8 x contracted); 21583's TSLCD is down for
     20 minutes (an incident, acknowledged after 5 minutes, then closed); 21585's fiber goes down
     for the last hour and stays down (an open incident). Every message goes through the real
-    ingest path and the incident engine; the record's feed is turned into points by
-    collector/export/points.py."""
+    ingest path and the incident engine, and the collector's Exporter writes the feed and its
+    periodic points (contracts, staff, computers, open and closed incidents) at the province's
+    clock."""
 
     STEP_S, STEPS = 600, 36
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, tsdb_url: str):
         self.p = p = Province(tmp, n_sites=1)
         (tmp / "registry.toml").write_text(registry_text(), encoding="utf-8")
         p.registry = registry_mod.load(tmp / "registry.toml")
         p.ingest = Ingestor(p.record, p.registry)
         p.engine = Engine(p.record, p.registry, Policy(), publish=p._publish, clock=lambda: p.t)
         self.t0 = p.t
-        self.points: list[P.Point] = []
-        self.closed_done: set[int] = set()
+        self.exporter = Exporter(p.record, p.registry, ExportConfig(url=tsdb_url, contract_every_s=self.STEP_S),
+                                 clock=lambda: p.t)
         self.since: dict[tuple[str, str], tuple[str, float]] = {}  # (site, line) -> (state, since)
         self.acked: set[int] = set()
 
@@ -317,43 +284,41 @@ class Scenario:
                     since = prev[1]
                     p.reach(st, since=since, site=s, line=ln)
                     if st == "up":
-                        p.latency(rtt=(12.0 + step % 5) if ln == "fiber" else 4.0, loss=5.0 if step % 7 == 0 else 0.0,
-                                  site=s, line=ln)
+                        rtt, loss = (12.0 + step % 5) if ln == "fiber" else 4.0, 5.0 if step % 7 == 0 else 0.0
+                        p.send("latency", {"method": "icmp-raw", "target": "1.1.1.1", "sent": 20,
+                                           "received": round(20 * (1 - loss / 100)), "loss_pct": loss,
+                                           "rtt_min_ms": rtt - 1, "rtt_avg_ms": rtt, "rtt_max_ms": rtt + 3,
+                                           "jitter_ms": 0.5 + step % 3}, site=s, line=ln)
                     if step % 6 == 0 and st == "up":
                         down = 40.0 if (s, ln) == ("21584", "fiber") else (95.0 if ln == "fiber" else 190.0)
                         p.speed(down, 48.0 if ln == "fiber" else 190.0, site=s, line=ln)
                 if step % 3 == 0:
                     n = LAN_COMPUTERS[s]
+                    hosts = [{"mac": f"f8:bc:12:{int(s) % 256:02x}:00:{i:02x}", "ip": f"192.168.1.{10 + i}",
+                              "device_class": "computer"} for i in range(n)] if step == 0 else []
                     p.send("lan", {"method": "arp-scapy", "subnets": [{"cidr": "192.168.1.0/24", "interface": "eth0"}],
                                    "missed_sweeps_before_gone": 3, "sweep_no": step + 1, "sweep_s": 4.2,
-                                   "hosts_seen": n + 3, "hosts_known": n + 4, "computers": n, "by_class": {},
-                                   "appeared": [], "gone": []}, site=s, line=None)
+                                   "hosts_seen": n, "hosts_known": n, "computers": n, "by_class": {"computer": n},
+                                   "appeared": hosts, "gone": []}, site=s, line=None)
             p.run()
             for inc in p.incidents():
                 if (inc.site, inc.line, inc.kind) == ("21583", "tslcd", "line_down") and inc.id not in self.acked:
                     self.acked.add(inc.id)
                     p.record.acknowledge(inc.id, "Nguyễn Văn A", "đã cử kỹ thuật", now=inc.detected_at + 300)
-            if step % 3 == 0:  # the exporter's periodic contract and site points
-                for site in p.registry.sites.values():
-                    self.points.append(P.site_point(site, p.t))
-                    self.points += [P.contract_point(site, line, p.t) for line in site.lines]
-            self.points += incident_points(p, p.t, self.closed_done)
+            while self.exporter.step():
+                pass
+            self.exporter.periodic()
             self.end = p.t
             p.advance(self.STEP_S)
-        pos = 0
-        while batch := p.record.read_feed(pos, 1000):
-            for e in batch:
-                self.points += P.points_for(e, p.registry)
-            pos = batch[-1].pos
+        self.exporter.close()
 
 
 @pytest.fixture
 def filled(tmp_path, victoria):
-    sc = Scenario(tmp_path)
+    sc = Scenario(tmp_path, victoria.url)
     sc.run()
-    n = write_points(victoria.url, [pt.line_protocol() for pt in sc.points])
+    assert sc.exporter.lag() == 0 and sc.exporter.stats["points"] > 500 and sc.exporter.stats["refused_points"] == 0
     import_metrics(victoria.url, health_metrics(sc.end))
-    assert n > 500
     return sc, victoria
 
 
@@ -447,7 +412,7 @@ def test_every_query_returns_what_its_panel_shows_from_a_real_victoriametrics(fi
     assert set(lat["A"].values()) <= {12.0, 13.0, 14.0, 15.0, 16.0} and lat["A"].labels[0]["target"] == "1.1.1.1"
     assert set(lat["B"].values()) == {50.0}
     assert set(one(ld, "Mất gói").values()) == {0.0, 5.0}
-    assert one(ld, "Độ biến thiên trễ (jitter)").series  # rtt jitter exported as lw_latency_jitter_ms
+    assert set(one(ld, "Độ biến thiên trễ (jitter)").values()) == {0.5, 1.5, 2.5}
     [avail] = one(ld, "Độ khả dụng").last()
     assert 70 < avail < 100, avail  # down for the last ~6 of 36 reports
     [ann] = ld["Sự cố"]  # the annotation query
@@ -480,6 +445,7 @@ def test_every_query_returns_what_its_panel_shows_from_a_real_victoriametrics(fi
     assert tab["A"] == {s: float(sum(v)) for s, v in SITES.items()}
     assert tab["B"] == {s: float(n) for s, n in LAN_COMPUTERS.items()}
     assert tab["D"]["21584"] == pytest.approx(18 / 15)
+    assert tab["E"] == {s: float(n) for s, n in LAN_COMPUTERS.items()}, "the collector's own host table"
 
     # collector health
     h = by_title(every, "lw-suc-khoe-he-thong")

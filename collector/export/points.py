@@ -50,7 +50,7 @@ class Point:
 
 def _esc_key(s: str) -> str:
     return str(s).replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ") \
-        .replace("\n", "\\n")
+        .replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _num(v: float) -> str:
