@@ -174,3 +174,21 @@ def test_the_shipped_broker_refuses_a_publish_larger_than_the_collector_accepts(
             c.disconnect()
             c.loop_stop()
         broker.stop()
+
+
+def test_the_server_deploy_sets_up_victoriametrics_for_linewatch_and_grafana_provisioning():
+    from linewatch.collector.notify.config import HttpConfig
+
+    args = (ROOT / "deploy/server/victoria-metrics.default").read_text()
+    assert "-dedup.minScrapeInterval=1ms" in args and "-retentionPeriod=" in args and "127.0.0.1:8428" in args
+    scrape = (ROOT / "deploy/server/scrape.yml").read_text()
+    assert f'"127.0.0.1:{HttpConfig().port}"' in scrape, "VictoriaMetrics scrapes the collector's /metrics"
+    install = (ROOT / "deploy/server/install.sh").read_text()
+    for path in ("deploy/grafana/provisioning/datasources/linewatch.yaml",
+                 "deploy/grafana/provisioning/dashboards/linewatch.yaml", "deploy/server/victoria-metrics.default",
+                 "deploy/server/scrape.yml"):
+        assert path in install and (ROOT / path).exists(), path
+    provider = (ROOT / "deploy/grafana/provisioning/dashboards/linewatch.yaml").read_text()
+    assert "/var/lib/grafana/dashboards/linewatch" in provider and "/var/lib/grafana/dashboards/linewatch" in install
+    datasource = (ROOT / "deploy/grafana/provisioning/datasources/linewatch.yaml").read_text()
+    assert "http://127.0.0.1:8428" in datasource and "linewatch-vm" in datasource
