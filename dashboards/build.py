@@ -378,8 +378,8 @@ def incidents() -> db.Dashboard:
     f_closed = F_INCIDENTS
     d = (base("Sự cố", "lw-su-co",
               "Sự cố đang mở và đã đóng; thời gian nhà mạng xác nhận và khắc phục, theo nhà mạng.", time_from="now-30d")
-         .with_variable(var_site()).with_variable(var_line()).with_variable(var_operator())
-         .with_variable(var_province())
+         .with_variable(var_province()).with_variable(var_site()).with_variable(var_line())
+         .with_variable(var_operator())
          .with_row(row(n, "Đang mở"))
          .with_panel(st(n, "Sự cố đang mở",
                         [q(f'sum(last_over_time(lw_incidents_open{{{F_INCIDENTS}}}[$__range])) or vector(0)',
