@@ -111,12 +111,19 @@ def test_agent_messages_reach_victoriametrics_through_the_collector_and_every_da
     [ok] = victoria.export('lw_verdict_compliant_down{site="21583"}')
     assert ok["values"] == [1.0] * 6  # 87-92 Mbit/s of 100: above the 0.8 x line
 
+    # the collector's own /metrics, as VictoriaMetrics would scrape it (deploy/server/scrape.yml)
+    for _ in range(3):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read()
+        urllib.request.urlopen(urllib.request.Request(f"{victoria.url}/api/v1/import/prometheus", data=text),
+                               timeout=10).read()
+        time.sleep(1)
     at = time.time()
     values = {"province": "52", "site": "21583", "line": "fiber", "operator": "VNPT"}
     results = dashlab.run_dashboards(victoria.url, values, at=at, range_s=2 * 3600)
     errors = [(r.query.dashboard, r.query.where, r.error) for r in results if r.error]
     assert not errors, errors
-    fed = ("lw_latency", "lw_bandwidth", "lw_reach", "lw_line_", "lw_verdict", "lw_site_staff")
+    fed = ("lw_latency", "lw_bandwidth", "lw_reach", "lw_line_", "lw_verdict", "lw_site_staff",
+           "linewatch_messages_total", "linewatch_feed_lag_events", "linewatch_agents")
     empty = [(r.query.dashboard, r.query.where, r.expr) for r in results
              if any(f in r.query.expr for f in fed) and r.query.kind != "annotation" and not r.series]
     assert not empty, empty
