@@ -14,7 +14,9 @@ VictoriaMetrics names a series ``<measurement>_<field>`` and turns tags into lab
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..incidents.rules import speed_verdict
@@ -48,8 +50,17 @@ class Point:
         return (self.measurement, self.tags)
 
 
+#: what line protocol escapes in measurement names, tag keys/values and field keys; a raw CR or
+#: LF would end the line (found by the property test), so they are written as backslash-r and backslash-n
+_SPECIAL = re.compile(r"[\\, =\n\r]")
+
+
+@lru_cache(maxsize=8192)  # the same few names and tag values again and again: the export's hot spot
 def _esc_key(s: str) -> str:
-    return str(s).replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ") \
+    s = str(s)
+    if _SPECIAL.search(s) is None:
+        return s
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ") \
         .replace("\n", "\\n").replace("\r", "\\r")
 
 
