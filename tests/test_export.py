@@ -41,6 +41,15 @@ def prov(tmp_path):
     p.record.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def prov_any(request, tmp_path):
+    """The same province on either record backend."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    p = Province(tmp_path, url)
+    yield p
+    p.record.close()
+
+
 class Recording(Sink):
     """The real sink, remembering every line the server accepted (in the order accepted)."""
 
@@ -157,7 +166,8 @@ def test_contracts_sites_and_incidents_are_written_every_contract_interval(prov,
     assert len(closed["values"]) == 1
 
 
-def test_the_position_moves_only_after_the_server_accepted_and_everything_arrives_once_in_order(prov, victoria):
+def test_the_position_moves_only_after_the_server_accepted_and_everything_arrives_once_in_order(prov_any, victoria):
+    prov = prov_any
     sent = []
     for i in range(40):
         prov.latency(rtt=10 + i)
