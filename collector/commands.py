@@ -42,11 +42,20 @@ def publish_once(cfg: BrokerConfig, topic: str, payload: bytes, timeout_s: float
         c.loop_stop()
 
 
-def publisher(client: mqtt.Client):
-    """A publish function for the rules engine over the collector's own connection: True
-    when handed to paho while connected (paho resends QoS 1 messages after a reconnect)."""
+def publisher(client: mqtt.Client, timeout_s: float = 5.0):
+    """A publish function for the rules engine over the collector's own connection: True only
+    once the broker acknowledged the command (PUBACK). The engine marks a command sent only
+    then, so a collector that dies with the command still in paho's memory sends it again
+    after its restart (the agent runs one id once)."""
     def publish(topic: str, payload: bytes) -> bool:
         if not client.is_connected():
             return False
-        return client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+        info = client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
     return publish

@@ -7,6 +7,7 @@ import logging
 import time
 
 from .config import CollectorConfig
+from .consumer import drain
 from .record import Record
 
 log = logging.getLogger("linewatch.collector.maintenance")
@@ -21,13 +22,7 @@ class Maintenance:
         self._next_prune = 0.0
 
     def __call__(self) -> None:
-        t0 = time.monotonic()
-        rolled = 0
-        while time.monotonic() - t0 < self.budget_s:
-            n = self.record.rollup()
-            rolled += n
-            if n == 0:
-                break
+        rolled = drain(self.record.rollup, self.budget_s)
         silent = self.record.mark_silent(self.cfg.offline_after_s)
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.prune_every_s

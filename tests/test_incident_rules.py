@@ -306,3 +306,20 @@ def test_the_it_office_daily_digest_lists_the_days_incidents(tmp_path):
     prov.advance(3600)
     prov.run()
     assert len([n for n in prov.notices() if n.event == "digest"]) == 1, "one digest a day"
+
+
+def test_a_retest_the_broker_did_not_acknowledge_stays_queued_and_goes_out_next_round(prov):
+    answers = [False, True]
+    sent = []
+
+    def flaky(topic, payload):  # the first PUBACK never comes (collector lost the broker)
+        ok = answers.pop(0) if answers else True
+        if ok:
+            sent.append(topic)
+        return ok
+    prov.engine.publish = flaky
+    prov.speed(50, 45)
+    prov.run()
+    assert sent == [] and len(prov.record.unsent_commands(prov.t, by="rules")) == 1
+    prov.run()
+    assert len(sent) == 1 and prov.record.unsent_commands(prov.t, by="rules") == []

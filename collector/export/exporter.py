@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from typing import Callable
 
+from ..consumer import drain
 from ..record import Record, RecordUnavailable
 from ..registry import Registry
 from .config import ExportConfig
@@ -182,13 +183,7 @@ class Exporter:
 
     # ------------------------------------------------------------------ running
     def catch_up(self, budget_s: float = 5.0) -> int:
-        t0, total = time.monotonic(), 0
-        while time.monotonic() - t0 < budget_s:
-            n = self.step()
-            total += n
-            if n == 0:
-                break
-        return total
+        return drain(self.step, budget_s)
 
     def run_forever(self, stop: threading.Event, wake: threading.Event | None = None, every_s: float = 1.0) -> None:
         """Until ``stop``: export, and on failure wait 1 s, 2 s, 4 s ... 60 s between tries."""

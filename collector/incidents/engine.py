@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from linewatch import wire
 
+from ..consumer import drain
 from ..record import Record, RecordUnavailable
 from ..record.incidents import IncidentTx
 from ..record.types import AGENT_STATE, Event, Incident
@@ -76,11 +77,13 @@ class Engine:
             self.on_change()
 
     def send_commands(self) -> int:
-        """Publish queued commands (retests) that have not expired; mark each sent."""
+        """Publish the rules' queued retests that have not expired; mark each sent once the
+        broker acknowledged it (a crash before that sends it again; the agent runs an id once).
+        The CLI's `test` sends its own commands."""
         if self.publish is None:
             return 0
         n = 0
-        for c in self.record.unsent_commands(self.clock()):
+        for c in self.record.unsent_commands(self.clock(), by="rules"):
             topic = wire.command_topic(c.province, c.site, c.agent_id)
             if not self.publish(topic, c.body.encode()):
                 break  # not connected: try again next round
@@ -90,13 +93,7 @@ class Engine:
         return n
 
     def catch_up(self, budget_s: float = 5.0) -> int:
-        t0, total = time.monotonic(), 0
-        while time.monotonic() - t0 < budget_s:
-            n = self.step()
-            total += n
-            if n == 0:
-                break
-        return total
+        return drain(self.step, budget_s)
 
     def run_forever(self, stop: threading.Event, wake: threading.Event | None = None, every_s: float = 1.0) -> None:
         wake = wake or threading.Event()

@@ -304,6 +304,10 @@ class IncidentRecord:
         """Pending notices of every recipient that has one due, leased to this sender for
         ``lease_s`` (a second collector does not take them meanwhile). Not-yet-due notices
         of the same recipient come along: they go out in the same grouped message."""
+        due = self._q("SELECT 1 FROM notices WHERE state = 'pending' AND not_before <= ? AND "  # type: ignore
+                      "coalesce(claimed_until, 0) <= ? LIMIT 1", (now, now))
+        if not due:
+            return []  # polled every second: no write transaction (and no fsync) when idle
         with self.batch() as b:  # type: ignore[attr-defined]
             b.db.execute("UPDATE notices SET state = 'expired' WHERE state = 'pending' AND expires_at <= ?", (now,))
             rows = b.db.execute(
@@ -353,9 +357,13 @@ class IncidentRecord:
             IncidentTx(b.db, time.time()).add_command(cmd_id, agent_id, province, site, line, probe, by, issued_at,
                                                       expires_at, body)
 
-    def unsent_commands(self, now: float) -> list[CommandRow]:
-        return [CommandRow(*r) for r in self._q(f"SELECT {_CMD_COLS} FROM commands WHERE sent_at IS NULL AND "  # type: ignore
-                                                "expires_at > ? ORDER BY issued_at", (now,))]
+    def unsent_commands(self, now: float, by: str | None = None) -> list[CommandRow]:
+        """Commands not yet acknowledged by the broker and not expired (of one sender: ``by``)."""
+        sql, params = f"SELECT {_CMD_COLS} FROM commands WHERE sent_at IS NULL AND expires_at > ?", [now]
+        if by is not None:
+            sql += " AND by_whom = ?"
+            params.append(by)
+        return [CommandRow(*r) for r in self._q(sql + " ORDER BY issued_at", params)]  # type: ignore
 
     def command_sent(self, cmd_id: str, now: float | None = None) -> None:
         with self.batch() as b:  # type: ignore[attr-defined]
