@@ -35,6 +35,10 @@ Incidents (the rules open them; the operator of the line hears of it with the ev
   maintenance    planned works: `maintenance add|list|remove` (no notices meanwhile)
   test           run a line's probes now on the site's agent and print the result
 
+Monthly reports ([report]; also written by the collector itself after each month closes):
+  report         write a month's report: the XLSX form, operator sheets, units that fall
+                 short, completeness, traceability, and the DOCX cover ready to sign
+
 Time series ([export] url: VictoriaMetrics or InfluxDB; Grafana reads it):
   export         refill a new or wiped time-series server from the record (--since DATE)
 
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cli_incidents.add_commands(sub)
     export_cli.add_command(sub)
+    from .report import cli as report_cli
+
+    report_cli.add_command(sub)
     _add_security_commands(sub)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecordConfigError as e:
         print(f"linewatch-collector: {e}", file=sys.stderr)
         return 2
-    if record.migrated and record.migrated != [1, 2, 3]:
+    if record.migrated and record.migrated != [1, 2, 3, 4]:
         logging.getLogger("linewatch.collector").info("record %s upgraded to schema %s", record.where,
                                                       record.migrated[-1])
     if args.cmd == "status":
@@ -112,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return export_cli.run(args, cfg, registry, record)
+        finally:
+            record.close()
+    if args.cmd == "report":
+        from .report import cli as report_cli
+
+        try:
+            return report_cli.run(args, cfg, registry, record)
         finally:
             record.close()
     if args.cmd in ("incidents", "maintenance", "test"):
@@ -165,6 +179,12 @@ def run(cfg: collector_config.CollectorConfig, registry, record) -> int:
     workers = [threading.Thread(target=engine.run_forever, args=(stop, wake_rules), name="incident-rules",
                                 daemon=True),
                threading.Thread(target=notifier.run_forever, args=(stop,), name="notifier", daemon=True)]
+    if cfg.report.auto:
+        from .report.auto import MonthlyReports
+
+        reports = MonthlyReports(record, registry, cfg.report, on_queued=notifier.wake)
+        workers.append(threading.Thread(target=reports.run_forever, args=(stop,), name="monthly-reports",
+                                        daemon=True))
     if cfg.export.enabled:
         from .export.exporter import Exporter
 

@@ -77,6 +77,7 @@ class CollectorConfig:
     notify: Any = None     # notify.config.NotifyConfig
     http: Any = None       # notify.config.HttpConfig
     export: Any = None     # export.config.ExportConfig
+    report: Any = None     # report.config.ReportConfig
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -131,6 +132,9 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> CollectorConfig:
     from .export.config import parse_export
 
     export = parse_export(root.table("export", f"{name} [export]"), base)
+    from .report.config import parse_report
+
+    report = parse_report(root.table("report", f"{name} [report]"), base)
     root.done()
     return CollectorConfig(registry_path, record, mqtt, raw_days, rollup_days, offline_after_s, source,
-                           security, incidents, notify, http, export)
+                           security, incidents, notify, http, export, report)

@@ -63,6 +63,22 @@ class Staff:
 
 
 @dataclass(frozen=True)
+class Devices:
+    """[site.devices]: what the unit declares it uses (the monthly form's columns); None = not
+    declared, and the report shows the measured LAN inventory instead of inventing a number."""
+
+    laptops: int | None = None
+    desktops: int | None = None
+    scanners: int | None = None
+
+
+@dataclass(frozen=True)
+class Software:
+    name: str
+    cost_vnd: float | None = None
+
+
+@dataclass(frozen=True)
 class Site:
     code: str
     province: str
@@ -72,6 +88,10 @@ class Site:
     staff: Staff
     lines: tuple[Line, ...]
     agents: tuple[str, ...] = ()  # empty: any agent may report for this site
+    devices: Devices = field(default_factory=Devices)
+    software: tuple[Software, ...] = ()
+    lan: bool | None = None           # declared: has an office LAN (the measured sweep wins when there is one)
+    proposals: str | None = None      # "Đề xuất/kiến nghị liên quan đến hạ tầng CNTT" for the monthly form
 
     def line(self, line_id: str) -> Line | None:
         return next((ln for ln in self.lines if ln.id == line_id), None)
@@ -83,6 +103,7 @@ class Registry:
     defaults: Thresholds = field(default_factory=Thresholds)
     source: Path | None = None
     it_office: Contact = field(default_factory=Contact)  # [it_office]: LAN/PC faults, escalations, digests
+    provinces: dict[str, str] = field(default_factory=dict)  # [provinces]: "52" = "Gia Lai" (report headings)
 
     def site(self, code: str) -> Site | None:
         return self.sites.get(code)
@@ -125,6 +146,13 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Registry:
     defaults = _thresholds(d, Thresholds())
     d.done()
     it_office = _contact(root.table("it_office", f"{name} [it_office]"))
+    pv = root.table("provinces", f"{name} [provinces]")
+    provinces: dict[str, str] = {}
+    for code in list(pv.data):
+        if not wire.PROVINCE_RE.match(code):
+            raise ConfigError(f"{name} [provinces]: {code!r} is not a 2-digit province code, e.g. \"52\" = \"Gia Lai\"")
+        provinces[code] = pv.str(code, required=True)
+    pv.done()
     sites: dict[str, Site] = {}
     agent_owner: dict[str, str] = {}
     for i, raw in enumerate(root.tables("site")):
@@ -139,7 +167,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Registry:
     root.done()
     if not sites:
         raise ConfigError(f"{name}: no [[site]] listed")
-    return Registry(sites, defaults, source, it_office)
+    return Registry(sites, defaults, source, it_office, provinces)
 
 
 def _parse_site(raw: Any, index: int, name: str, defaults: Thresholds) -> Site:
@@ -163,6 +191,16 @@ def _parse_site(raw: Any, index: int, name: str, defaults: Thresholds) -> Site:
                   part_time=st.num("part_time", 0, ge=0, integer=True),
                   contract=st.num("contract", 0, ge=0, integer=True))
     st.done()
+    dv = sec.table("devices", f"{sec.where} [devices]")
+    devices = Devices(*(dv.num(k, None, ge=0, le=100_000, integer=True) for k in ("laptops", "desktops", "scanners")))
+    dv.done()
+    software = []
+    for j, raw_sw in enumerate(sec.tables("software")):
+        sw = Section(raw_sw, f"{sec.where} [[site.software]] #{j + 1}")
+        software.append(Software(sw.str("name", required=True), sw.num("cost_vnd", None, ge=0)))
+        sw.done()
+    lan = sec.bool("lan") if "lan" in sec.data else None
+    proposals = sec.str("proposals")
     agents = tuple(sec.str_list("agents"))
     for a in agents:
         if not wire.ID_RE.match(a):
@@ -175,7 +213,7 @@ def _parse_site(raw: Any, index: int, name: str, defaults: Thresholds) -> Site:
     ids = [ln.id for ln in lines]
     if dup := sorted({i for i in ids if ids.count(i) > 1}):
         raise ConfigError(f"{sec.where}: line id(s) {', '.join(dup)} appear more than once")
-    return Site(code, province, site_name, kind, group, staff, lines, agents)
+    return Site(code, province, site_name, kind, group, staff, lines, agents, devices, tuple(software), lan, proposals)
 
 
 def _parse_line(raw: Any, index: int, where: str, base: Thresholds) -> Line:

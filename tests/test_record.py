@@ -205,7 +205,7 @@ def test_a_record_made_by_linewatch_0_1_is_upgraded_keeping_everything(tmp_path)
     db.close()
 
     rec = open_record(path)
-    assert rec.migrated == [2, 3]
+    assert rec.migrated == [2, 3, 4]
     assert [e.seq for e in rec.events(EventFilter(messages=True))] == [1, 2, 3, 6]
     assert [(g.first_missing, g.count) for g in rec.gaps()] == [(4, 2)]
     assert rec.agents()[0].state == "online" and rec.counters()["stored.latency"] == 4

@@ -102,6 +102,9 @@ class Notifier:
         for n in notices:
             if n.state != "pending" or n.expires_at <= now:
                 continue  # claim_notices marks them expired; never send one
+            if n.event == "report":  # a monthly report: its own mail, with its files attached
+                self._deliver_report(n, now, res)
+                continue
             groups.setdefault((n.channel, n.recipient), []).append(n)
         for (channel, recipient), group in groups.items():
             try:
@@ -153,6 +156,25 @@ class Notifier:
         res.messages += 1
         self._count("sent", channel, len(ids))
         self._count("messages", channel)
+
+    def _deliver_report(self, n: Notice, now: float, res: PassResult) -> None:
+        from ..report import mail as report_mail
+
+        try:
+            if n.channel != "email":
+                raise ValueError(f"a monthly report goes by e-mail only, not {n.channel!r}")
+            em = report_mail.render(n.body, n.recipient, self.cfg.from_addr, now, n.key)
+            email_mod.send(self.cfg, em, n.recipient)
+        except Exception as e:
+            log.warning("monthly report mail to %s failed (notice %s, try %d): %s", n.recipient, n.id,
+                        n.attempts + 1, e)
+            self._fail([n], f"{type(e).__name__}: {e}", now, res, n.channel)
+            return
+        self.record.notices_sent([n.id], sent_as=str(em["Message-ID"]), now=now)
+        res.sent += 1
+        res.messages += 1
+        self._count("sent", n.channel)
+        self._count("messages", n.channel)
 
     # -- rendering and sending --------------------------------------------------------------
     def message(self, channel: str, recipient: str, group: list[Notice], now: float) -> Message:

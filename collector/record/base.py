@@ -16,6 +16,7 @@ from .backend import Backend
 from .batch import Batch, dumps
 from .errors import RecordUnavailable
 from .incidents import IncidentRecord
+from .reports import ReportRecord
 from .types import (Agent, BandwidthTest, Event, EventFilter, Gap, LanState, MaintenanceResult, Reject, Rollup,
                     RollupKey, SeqSummary, AGENT_STATE)
 
@@ -33,11 +34,27 @@ def _event(r) -> Event:
                  ok=bool(r[7]), data=json.loads(r[8]), stream=r[9], seq=r[10], error_code=r[11], error=r[12])
 
 
-class Record(IncidentRecord):
+class Record(IncidentRecord, ReportRecord):
     def __init__(self, backend: Backend):
         self._b = backend
         self._lock = threading.RLock()
         self.migrated = backend.migrate()
+        if 4 in self.migrated:
+            self._backfill_v4()
+
+    def _backfill_v4(self) -> None:
+        """Upgrading to schema step 4: fold what the rollup consumer already read (and not yet
+        pruned) into the new tables, so the months before the upgrade get their availability
+        and sequence figures too. Reach was not rolled up before, so it is folded now."""
+        done, after = self.position(ROLLUP_CONSUMER), 0
+        while after < done:
+            with self.batch():
+                rows = self._b.execute(f"SELECT {_EVENT_COLS} FROM feed WHERE pos > ? AND pos <= ? ORDER BY pos "
+                                       "LIMIT 20000", (after, done)).fetchall()
+                if not rows:
+                    break
+                self._fold(rows, ("reach",), with_tests=False)
+            after = int(rows[-1][0])
 
     @property
     def where(self) -> str:
@@ -195,34 +212,59 @@ class Record(IncidentRecord):
                                    (start, max_events)).fetchall()
             if not rows:
                 return 0
-            acc: dict[RollupKey, Rollup] = {}
-            tests = []
-            for e in map(_event, rows):
-                if e.kind not in rollup_math.ROLLED_KINDS or e.line is None:
-                    continue
-                key = rollup_math.key_of(e.site, e.line, e.kind, e.agent_id, e.data, e.at)
-                rollup_math.add(acc.setdefault(key, Rollup(key)), e.ok, e.data)
-                if e.kind == "bandwidth":
-                    tests.append((e.pos, e.site, e.line, e.agent_id, e.at, key.method, key.target, int(e.ok),
-                                  e.error_code, e.data.get("download_mbps"), e.data.get("upload_mbps")))
-            for key, r in acc.items():
-                k = (key.site, key.line, key.kind, key.hour, key.agent_id, key.target, key.method)
-                old = self._b.execute("SELECT n, n_ok, stats FROM rollups WHERE site=? AND line=? AND kind=? AND "
-                                      "hour=? AND agent_id=? AND target=? AND method=?", k).fetchone()
-                if old is not None:
-                    r.n += old[0]
-                    r.n_ok += old[1]
-                    r.stats = rollup_math.merge_stats(json.loads(old[2]), r.stats)
-                self._b.execute("INSERT INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT "
-                                "(site, line, kind, hour, agent_id, target, method) DO UPDATE SET n = excluded.n, "
-                                "n_ok = excluded.n_ok, stats = excluded.stats",
-                                (key.site, key.line, key.kind, key.agent_id, key.target, key.method, key.hour,
-                                 r.n, r.n_ok, dumps(r.stats)))
-            if tests:
-                self._b.executemany("INSERT INTO bandwidth_tests VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                                    "ON CONFLICT (pos) DO NOTHING", tests)
+            self._fold(rows, rollup_math.ROLLED_KINDS, with_tests=True)
             b.set_position(ROLLUP_CONSUMER, int(rows[-1][0]), time.time())
             return len(rows)
+
+    def _fold(self, rows: list, kinds: tuple[str, ...], with_tests: bool) -> None:
+        """Fold feed rows (inside the caller's transaction) into rollups of ``kinds``, bandwidth
+        tests, state changes and per-hour sequence spans. Adding is idempotent per event only
+        for tests and state changes (keyed by pos): rollups and seq_hours add, so every event
+        must be folded once (the rollup consumer's position guarantees it)."""
+        acc: dict[RollupKey, Rollup] = {}
+        tests, changes = [], []
+        seqs: dict[tuple[str, str, int], list] = {}
+        for e in map(_event, rows):
+            if e.seq is not None and e.stream is not None:
+                h = seqs.setdefault((e.agent_id, e.stream, rollup_math.hour_of(e.at)), [e.site, 0, e.seq, e.seq])
+                h[1] += 1
+                h[2] = min(h[2], e.seq)
+                h[3] = max(h[3], e.seq)
+            if (change := rollup_math.state_change(e.kind, e.ok, e.error_code, e.at, e.data)) is not None:
+                changes.append((e.pos, change[0], e.site, e.line or "", e.agent_id, change[1], change[2],
+                                change[3]))
+            if e.kind not in kinds or e.line is None:
+                continue
+            key = rollup_math.key_of(e.site, e.line, e.kind, e.agent_id, e.data, e.at)
+            rollup_math.add(acc.setdefault(key, Rollup(key)), e.ok, e.data)
+            if with_tests and e.kind == "bandwidth":
+                tests.append((e.pos, e.site, e.line, e.agent_id, e.at, key.method, key.target, int(e.ok),
+                              e.error_code, e.data.get("download_mbps"), e.data.get("upload_mbps")))
+        for key, r in acc.items():
+            k = (key.site, key.line, key.kind, key.hour, key.agent_id, key.target, key.method)
+            old = self._b.execute("SELECT n, n_ok, stats FROM rollups WHERE site=? AND line=? AND kind=? AND "
+                                  "hour=? AND agent_id=? AND target=? AND method=?", k).fetchone()
+            if old is not None:
+                r.n += old[0]
+                r.n_ok += old[1]
+                r.stats = rollup_math.merge_stats(json.loads(old[2]), r.stats)
+            self._b.execute("INSERT INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT "
+                            "(site, line, kind, hour, agent_id, target, method) DO UPDATE SET n = excluded.n, "
+                            "n_ok = excluded.n_ok, stats = excluded.stats",
+                            (key.site, key.line, key.kind, key.agent_id, key.target, key.method, key.hour,
+                             r.n, r.n_ok, dumps(r.stats)))
+        if tests:
+            self._b.executemany("INSERT INTO bandwidth_tests VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                                "ON CONFLICT (pos) DO NOTHING", tests)
+        if changes:
+            self._b.executemany("INSERT INTO state_changes VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (pos) DO NOTHING",
+                                changes)
+        if seqs:
+            self._b.executemany(
+                "INSERT INTO seq_hours VALUES (?,?,?,?,?,?,?) ON CONFLICT (agent_id, stream, hour) DO UPDATE SET "
+                "n = seq_hours.n + excluded.n, seq_min = LEAST(seq_hours.seq_min, excluded.seq_min), "
+                "seq_max = GREATEST(seq_hours.seq_max, excluded.seq_max)",
+                [(a, st, h, v[0], v[1], v[2], v[3]) for (a, st, h), v in seqs.items()])
 
     def mark_silent(self, offline_after_s: float, now: float | None = None) -> int:
         """Agents that said nothing for ``offline_after_s`` become 'silent' in the feed
@@ -259,6 +301,8 @@ class Record(IncidentRecord):
             cut = now - rollup_days * 86400
             pr = self._b.execute("DELETE FROM rollups WHERE hour < ?", (int(cut),)).rowcount
             self._b.execute("DELETE FROM bandwidth_tests WHERE at < ?", (cut,))
+            self._b.execute("DELETE FROM state_changes WHERE at < ?", (cut,))
+            self._b.execute("DELETE FROM seq_hours WHERE hour < ?", (int(cut),))
         return MaintenanceResult(pruned_events=pruned, pruned_rollups=pr)
 
     def rollups(self, site: str | None = None, line: str | None = None, kind: str | None = None,

@@ -33,7 +33,12 @@ DIST_FIELDS = frozenset({
     "download_mbps", "upload_mbps",
 })
 #: The kinds rolled up: the per-line probes.
-ROLLED_KINDS = ("latency", "bandwidth", "dns", "http")
+ROLLED_KINDS = ("latency", "bandwidth", "dns", "http", "reach")
+#: A reach message covers ``sent`` probes x ``interval_s`` seconds before it: the seconds its
+#: line's state was observed (availability's denominator), kept as the derived field ``covered_s``.
+COVERED = "covered_s"
+#: Reach failures that are the office's own network, not the line (not the operator's downtime).
+LAN_CODES = frozenset({"gateway_unreachable"})
 
 
 def bucket_of(v: float) -> str:
@@ -64,8 +69,31 @@ def key_of(site: str, line: str, kind: str, agent_id: str, data: dict[str, Any],
     return RollupKey(site, line, kind, agent_id, target, method, hour_of(at))
 
 
+def state_change(kind: str, ok: bool, error_code: str | None, at: float, data: dict[str, Any]
+                 ) -> tuple[str, float, str, str | None] | None:
+    """(subject, at, state, code) when a feed event is a state change the reports keep: a
+    line's reach change (down/up from its measured ``since``; a down of the office's own
+    gateway is state "lan_down") or an agent's online/offline/silent. None otherwise."""
+    if kind == "reach" and data.get("change") is True:
+        from linewatch.wire import parse_time
+        try:
+            since = parse_time(str(data.get("since"))).timestamp()
+        except (ValueError, TypeError):
+            since = at
+        state = str(data.get("state"))
+        if state == "down" and error_code in LAN_CODES:
+            state = "lan_down"
+        return "line", since, state, error_code
+    if kind == "agent_state" and data.get("state") in ("online", "offline", "silent"):
+        return "agent", at, str(data["state"]), None
+    return None
+
+
 def add(r: Rollup, ok: bool, data: dict[str, Any]) -> None:
     """Fold one measurement into a rollup."""
+    if r.key.kind == "reach" and isinstance(data.get("sent"), (int, float)) and isinstance(
+            data.get("interval_s"), (int, float)):
+        data = {**data, COVERED: float(data["sent"]) * float(data["interval_s"])}
     r.n += 1
     r.n_ok += 1 if ok else 0
     for name, v in data.items():

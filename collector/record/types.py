@@ -326,3 +326,32 @@ class CommandRow:
     expires_at: float
     sent_at: float | None
     body: str  # the command's JSON as sent
+
+
+# -- what the monthly reports read besides rollups (schema step 4) ------------------------------
+@dataclass(frozen=True)
+class StateChange:
+    """A line's reach state change (subject "line": up | down | lan_down, ``at`` = when it began,
+    as measured) or an agent's (subject "agent": online | offline | silent, as the collector saw it)."""
+
+    pos: int
+    subject: str
+    site: str
+    line: str  # "" for an agent
+    agent_id: str
+    at: float
+    state: str
+    code: str | None
+
+
+@dataclass(frozen=True)
+class SeqHour:
+    """Messages of one agent stream measured in one UTC hour, with their sequence-number span."""
+
+    agent_id: str
+    stream: str
+    hour: int
+    site: str
+    n: int
+    seq_min: int
+    seq_max: int

@@ -1,0 +1,52 @@
+"""SQL the monthly reports read besides rollups and bandwidth tests: state changes (reach,
+agent online/offline) and per-hour sequence spans. Both are kept as long as the rollups, so a
+month's report stands after its raw rows are pruned."""
+from __future__ import annotations
+
+from .types import SeqHour, StateChange
+
+#: How far before a period to look for the state a line or agent was in when it began.
+LOOKBACK_S = 62 * 86400
+
+
+class ReportRecord:
+    def state_changes(self, start: float, end: float, site: str | None = None) -> list[StateChange]:
+        """Changes in [start - LOOKBACK_S, end), oldest first (the last one before ``start``
+        says the state the period began in)."""
+        sql = ("SELECT pos, subject, site, line, agent_id, at, state, code FROM state_changes "
+               "WHERE at >= ? AND at < ?")
+        params: list = [start - LOOKBACK_S, end]
+        if site is not None:
+            sql += " AND site = ?"
+            params.append(site)
+        return [StateChange(int(p), su, si, ln, a, float(at), st, c)
+                for p, su, si, ln, a, at, st, c in self._q(sql + " ORDER BY at, pos", params)]  # type: ignore
+
+    def seq_hours(self, start: float, end: float, site: str | None = None) -> list[SeqHour]:
+        """Per agent stream and UTC hour in [start, end): messages and their sequence span."""
+        sql = "SELECT agent_id, stream, hour, site, n, seq_min, seq_max FROM seq_hours WHERE hour >= ? AND hour < ?"
+        params: list = [int(start // 3600 * 3600), end]
+        if site is not None:
+            sql += " AND site = ?"
+            params.append(site)
+        return [SeqHour(a, s, int(h), si, int(n), int(lo), int(hi))
+                for a, s, h, si, n, lo, hi in self._q(sql + " ORDER BY agent_id, stream, hour", params)]  # type: ignore
+
+    def rollup_counts(self, start: float, end: float, site: str | None = None) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+        """{(site, line, kind): (measurements, of them ok, distinct agent/target/method)} for the
+        hours in [start, end), without reading the stats (cheap for a whole province)."""
+        sql = ("SELECT site, line, kind, sum(n), sum(n_ok), count(DISTINCT agent_id || '|' || target || '|' || method) "
+               "FROM rollups WHERE hour >= ? AND hour < ?")
+        params: list = [int(start), end]
+        if site is not None:
+            sql += " AND site = ?"
+            params.append(site)
+        return {(s, ln, k): (int(n), int(nok), int(t)) for s, ln, k, n, nok, t in
+                self._q(sql + " GROUP BY site, line, kind", params)}  # type: ignore[attr-defined]
+
+    def saved_state(self, key: str) -> dict | None:
+        """A rule_state entry, read without a write transaction (e.g. "report:2026-10": done)."""
+        import json
+
+        rows = self._q("SELECT state FROM rule_state WHERE key = ?", (key,))  # type: ignore[attr-defined]
+        return json.loads(rows[0][0]) if rows else None
