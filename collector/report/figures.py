@@ -90,7 +90,8 @@ def availability(reach: list[Rollup], changes: list[StateChange], p: Period) -> 
     lan = seconds_per_hour((a, b) for a, b, st in iv if st == "lan_down")
     down_s = sum(min(v, observed.get(h, 0.0)) for h, v in down.items())
     lan_s = sum(min(v, observed.get(h, 0.0)) for h, v in lan.items())
-    return sum(observed.values()), down_s, lan_s
+    total = sum(observed.values())
+    return total, min(down_s, total), min(lan_s, total)  # min: float sums in another order
 
 
 def offline_seconds(changes: list[StateChange], p: Period) -> float:
