@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linewatch.collector import registry as reg
-from linewatch.collector.record.types import (BandwidthTest, HostInventory, LanHost, LanState, LanSweep, Rollup,
-                                              RollupKey, SeqHour, StateChange)
+from linewatch.collector.record.types import (BandwidthTest, HostInventory, LanHost, LanState, LanSweep, SeqHour,
+                                              StateChange)
 from linewatch.collector.report import figures as fg
 from linewatch.collector.report.config import ReportConfig, Schedule
 from reportsample import period
@@ -20,15 +20,17 @@ def change(at: float, state: str, subject: str = "line", agent: str = "ag-1", po
     return StateChange(pos or int(at), subject, "21583", "fiber" if subject == "line" else "", agent, at, state, None)
 
 
-def reach_hour(hour: int, covered: float) -> Rollup:
-    return Rollup(RollupKey("21583", "fiber", "reach", "ag-1", "10.0.0.1", "icmp-dgram", hour), 1, 1,
-                  {"covered_s": [1, covered, covered, covered]})
+def coverage(pairs) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for h, c in pairs:
+        out[h] = out.get(h, 0.0) + c
+    return out
 
 
 def test_availability_counts_the_down_time_inside_observed_hours_only():
     """A 2-hour outage inside a fully observed month costs 2 hours; an unobserved hour counts in neither."""
     hours = range(H0, int(P.end), 3600)
-    reach = [reach_hour(h, 3600) for h in hours if h != H0 + 5 * 3600]
+    reach = coverage((h, 3600) for h in hours if h != H0 + 5 * 3600)
     changes = [change(H0 + 10 * 3600, "down"), change(H0 + 12 * 3600, "up"),
                change(H0 + 4 * 3600 + 1800, "down"), change(H0 + 6 * 3600, "up")]  # spans the unobserved hour
     observed, down, lan = fg.availability(reach, changes, P)
@@ -39,14 +41,14 @@ def test_availability_counts_the_down_time_inside_observed_hours_only():
 
 def test_a_gateway_outage_is_the_offices_not_the_operators():
     """Reach down because the office's own gateway died counts as LAN time, not line downtime."""
-    reach = [reach_hour(h, 3600) for h in range(H0, H0 + 24 * 3600, 3600)]
+    reach = coverage((h, 3600) for h in range(H0, H0 + 24 * 3600, 3600))
     observed, down, lan = fg.availability(reach, [change(H0 + 3600, "lan_down"), change(H0 + 7200, "up")], P)
     assert (observed, down, lan) == (24 * 3600, 0, 3600)
 
 
 def test_a_line_down_before_the_month_began_is_down_from_its_first_second():
     """The last change before the month says the state the month began in."""
-    reach = [reach_hour(h, 3600) for h in range(H0, H0 + 3 * 3600, 3600)]
+    reach = coverage((h, 3600) for h in range(H0, H0 + 3 * 3600, 3600))
     _obs, down, _lan = fg.availability(reach, [change(H0 - 86400, "down"), change(H0 + 5400, "up")], P)
     assert down == 5400
 
@@ -57,7 +59,7 @@ def test_a_line_down_before_the_month_began_is_down_from_its_first_second():
        st.lists(st.tuples(st.integers(0, 743), st.floats(0, 10_000)), max_size=100))
 def test_availability_is_always_a_share_of_what_was_observed(chs, cov):
     """Whatever the changes and coverage, down time never exceeds observed time."""
-    reach = [reach_hour(H0 + h * 3600, c) for h, c in cov]
+    reach = coverage((H0 + h * 3600, c) for h, c in cov)
     observed, down, lan = fg.availability(reach, [change(H0 + t, s, pos=i + 1) for i, (t, s) in enumerate(chs)], P)
     assert 0 <= down <= observed <= P.seconds and 0 <= lan <= observed
 

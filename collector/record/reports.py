@@ -3,7 +3,7 @@ agent online/offline) and per-hour sequence spans. Both are kept as long as the 
 month's report stands after its raw rows are pruned."""
 from __future__ import annotations
 
-from .types import SeqHour, StateChange
+from .types import LatencyMonth, SeqHour, StateChange
 
 #: How far before a period to look for the state a line or agent was in when it began.
 LOOKBACK_S = 62 * 86400
@@ -50,3 +50,53 @@ class ReportRecord:
 
         rows = self._q("SELECT state FROM rule_state WHERE key = ?", (key,))  # type: ignore[attr-defined]
         return json.loads(rows[0][0]) if rows else None
+
+    # -- per line, summed in the database (the stats JSON is not shipped row by row) -------------
+    def _j(self, field: str, idx: int | None = None) -> str:
+        """SQL for a number (or, idx None, the JSON text) inside a rollup's stats."""
+        if self.backend == "sqlite":  # type: ignore[attr-defined]
+            return f"json_extract(stats, '$.{field}[{idx}]')" if idx is not None else \
+                f"json_extract(stats, '$.{field}')"
+        return f"(j #>> '{{{field},{idx}}}')::float8" if idx is not None else f"(j #>> '{{{field}}}')"
+
+    def _from(self, kind: str, site: str | None) -> tuple[str, list]:
+        cols = "site, line, agent_id, target, method, n, n_ok, stats" + ("" if self.backend == "sqlite"  # type: ignore
+                                                                          else ", stats::jsonb AS j")
+        where, params = "kind = ? AND hour >= ? AND hour < ?", [kind]
+        if site is not None:
+            where += " AND site = ?"
+        return f"(SELECT {cols}, hour FROM rollups WHERE {where}) r", params
+
+    def latency_month(self, start: float, end: float, site: str | None = None
+                      ) -> dict[tuple[str, str], LatencyMonth]:
+        """{(site, line): LatencyMonth} for the hours in [start, end)."""
+        import json
+
+        from . import rollup as rm
+
+        src, params = self._from("latency", site)
+        params += [int(start), end] + ([site] if site is not None else [])
+        rows = self._q(f"SELECT site, line, sum(n), sum(n_ok), count(DISTINCT agent_id || '|' || target || '|' || "  # type: ignore
+                       f"method), sum({self._j('rtt_avg_ms', 0)}), sum({self._j('rtt_avg_ms', 1)}), "
+                       f"sum({self._j('sent', 1)}), sum({self._j('received', 1)}) FROM {src} GROUP BY site, line",
+                       params)
+        medians: dict[tuple[str, str], dict] = {}
+        for s, ln, med in self._q(f"SELECT site, line, {self._j('rtt_median_ms')} FROM {src}", params):  # type: ignore
+            if med:
+                rm.merge_stats(medians.setdefault((s, ln), {}), {"m": json.loads(med)})
+        return {(s, ln): LatencyMonth(int(n), int(nok), int(t), int(an or 0), float(asum or 0), float(sent or 0),
+                                      float(recv or 0), medians.get((s, ln), {}).get("m"))
+                for s, ln, n, nok, t, an, asum, sent, recv in rows}
+
+    def reach_coverage(self, start: float, end: float, site: str | None = None
+                       ) -> dict[tuple[str, str], dict[int, float]]:
+        """{(site, line): {UTC hour: seconds its state was observed (reach coverage, all targets)}}."""
+        from .rollup import COVERED
+
+        src, params = self._from("reach", site)
+        params += [int(start), end] + ([site] if site is not None else [])
+        out: dict[tuple[str, str], dict[int, float]] = {}
+        for s, ln, h, cov in self._q(f"SELECT site, line, hour, sum({self._j(COVERED, 1)}) FROM {src} "  # type: ignore
+                                     f"GROUP BY site, line, hour", params):
+            out.setdefault((s, ln), {})[int(h)] = float(cov or 0)
+        return out

@@ -355,3 +355,17 @@ class SeqHour:
     n: int
     seq_min: int
     seq_max: int
+
+
+@dataclass(frozen=True)
+class LatencyMonth:
+    """A line's latency rounds over a period, summed from its hourly rollups in the database."""
+
+    n: int                  # rounds (failed ones included)
+    n_ok: int
+    targets: int            # distinct agent/target/method
+    avg_n: int              # rounds with an average RTT
+    avg_sum: float
+    sent: float             # pings
+    received: float
+    median: list[Any] | None  # merged stats of rtt_median_ms: [n, sum, min, max, {bucket: count}]

@@ -10,7 +10,7 @@ from typing import Iterable
 
 from .. import registry as reg
 from ..record import rollup as rm
-from ..record.types import BandwidthTest, Incident, LanState, Rollup, SeqHour, StateChange
+from ..record.types import BandwidthTest, Incident, LanState, LatencyMonth, SeqHour, StateChange
 from .config import ReportConfig
 from .model import (Basis, IncidentRow, KindCompleteness, LineFigures, Period, Shortfall, SiteFigures, SpeedFigure,
                     Verdict)
@@ -27,7 +27,8 @@ class LineInputs:
     site: reg.Site
     line: reg.Line
     tests: list[BandwidthTest] = field(default_factory=list)
-    rollups: list[Rollup] = field(default_factory=list)       # latency and reach, hours in the period
+    latency: LatencyMonth | None = None                       # the period's rounds, summed
+    reach: dict[int, float] = field(default_factory=dict)     # UTC hour -> seconds observed (reach coverage)
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # kind -> (n, n_ok, targets)
     changes: list[StateChange] = field(default_factory=list)  # this line's, oldest first (lookback included)
     incidents: list[Incident] = field(default_factory=list)
@@ -76,15 +77,10 @@ def seconds_per_hour(intervals: Iterable[tuple[float, float]]) -> dict[int, floa
     return out
 
 
-def availability(reach: list[Rollup], changes: list[StateChange], p: Period) -> tuple[float, float, float]:
+def availability(reach: dict[int, float], changes: list[StateChange], p: Period) -> tuple[float, float, float]:
     """(observed_s, down_s, lan_down_s): per UTC hour, observed = min(3600, the reach messages'
     covered seconds); down seconds in the hour (line down, as measured) capped at observed."""
-    observed: dict[int, float] = {}
-    for r in reach:
-        s = r.stats.get(rm.COVERED)
-        if s and p.start <= r.key.hour < p.end:
-            observed[r.key.hour] = observed.get(r.key.hour, 0.0) + s[1]
-    observed = {h: min(3600.0, v) for h, v in observed.items()}
+    observed = {h: min(3600.0, v) for h, v in reach.items() if p.start <= h < p.end and v > 0}
     iv = state_intervals(changes, p.start, p.end)
     down = seconds_per_hour((a, b) for a, b, st in iv if st == "down")
     lan = seconds_per_hour((a, b) for a, b, st in iv if st == "lan_down")
@@ -124,21 +120,9 @@ def speed(tests: list[BandwidthTest], attr: str, contracted: float, min_ratio: f
                        sum(1 for v in vals if v >= min_ratio * contracted))
 
 
-def _stat(rows: list[Rollup], name: str) -> list | None:
-    merged: dict = {}
-    for r in rows:
-        if name in r.stats:
-            rm.merge_stats(merged, {name: r.stats[name]})
-    return merged.get(name)
-
-
 def line_figures(li: LineInputs, p: Period, cfg: ReportConfig) -> tuple[LineFigures, list[Basis]]:
     ln, th, sch = li.line, li.line.thresholds, cfg.schedule
     need = cfg.min_completeness_pct / 100
-    by_kind: dict[str, list[Rollup]] = {}
-    for r in li.rollups:
-        if p.start <= r.key.hour < p.end:
-            by_kind.setdefault(r.key.kind, []).append(r)
     tests = [t for t in li.tests if p.start <= t.at < p.end]
     down = speed(tests, "download_mbps", ln.contracted_down_mbps, th.min_speed_ratio)
     up = speed(tests, "upload_mbps", ln.contracted_up_mbps, th.min_speed_ratio)
@@ -172,15 +156,12 @@ def line_figures(li: LineInputs, p: Period, cfg: ReportConfig) -> tuple[LineFigu
         sv = "pass" if all(s.mean_mbps is not None and s.mean_mbps >= s.min_ratio * s.contracted_mbps
                            for s in (down, up)) else "fail"
 
-    lat = by_kind.get("latency", [])
-    rounds = sum(r.n for r in lat)
-    avg = _stat(lat, "rtt_avg_ms")
-    lat_mean = rm.mean(avg)
-    p95 = rm.quantile(_stat(lat, "rtt_median_ms") or [], 0.95)
-    sent = _stat(lat, "sent")
-    recv = _stat(lat, "received")
-    pings_sent = int(sent[1]) if sent else 0
-    pings_lost = max(0, pings_sent - int(recv[1])) if recv else pings_sent
+    lat = li.latency
+    rounds = lat.n if lat else 0
+    lat_mean = lat.avg_sum / lat.avg_n if lat and lat.avg_n else None
+    p95 = rm.quantile(lat.median, 0.95) if lat and lat.median else None
+    pings_sent = int(lat.sent) if lat else 0
+    pings_lost = max(0, pings_sent - int(lat.received)) if lat else 0
     lv: Verdict
     if not rounds or lat_mean is None:
         lv = "none"
@@ -189,7 +170,7 @@ def line_figures(li: LineInputs, p: Period, cfg: ReportConfig) -> tuple[LineFigu
     else:
         lv = "pass" if lat_mean <= th.max_latency_ms else "fail"
 
-    observed, down_s, lan_s = availability(by_kind.get("reach", []), li.changes, p)
+    observed, down_s, lan_s = availability(li.reach, li.changes, p)
     av: Verdict
     if observed <= 0:
         av = "none"
@@ -204,15 +185,14 @@ def line_figures(li: LineInputs, p: Period, cfg: ReportConfig) -> tuple[LineFigu
         th.max_latency_ms, lv, pings_sent, pings_lost, observed, down_s, lan_s, th.min_availability_pct, av,
         tuple(comp), tuple(rows), tuple(w for w, v in (("speed", sv), ("latency", lv), ("availability", av))
                                        if v == "insufficient"))
-    return fig, line_basis(fig, li, p, tests, by_kind)
+    return fig, line_basis(fig, li, p, tests)
 
 
 def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def line_basis(fig: LineFigures, li: LineInputs, p: Period, tests: list[BandwidthTest],
-               by_kind: dict[str, list[Rollup]]) -> list[Basis]:
+def line_basis(fig: LineFigures, li: LineInputs, p: Period, tests: list[BandwidthTest]) -> list[Basis]:
     site, line = _q(fig.site), _q(fig.line)
     rng = f"site = {site} AND line = {line}"
     out = []
@@ -222,18 +202,18 @@ def line_basis(fig: LineFigures, li: LineInputs, p: Period, tests: list[Bandwidt
     for name, s in (("download_mean_mbps", fig.down), ("upload_mean_mbps", fig.up)):
         out.append(Basis(fig.site, fig.line, name, "" if s.mean_mbps is None else f"{s.mean_mbps:.3f}",
                          "bandwidth_tests", min(t_at, default=None), max(t_at, default=None), s.tests, bw_sql))
-    for kind, name, value in (("latency", "latency_mean_ms", fig.latency_mean_ms),
-                              ("reach", "availability_pct", fig.availability_pct)):
-        rows = by_kind.get(kind, [])
-        hours = [r.key.hour for r in rows]
-        sql = (f"SELECT hour, agent_id, target, n, n_ok, stats FROM rollups WHERE {rng} AND kind = '{kind}' "
-               f"AND hour >= {p.start:.0f} AND hour < {p.end:.0f} ORDER BY hour")
-        if kind == "reach":
-            sql += (f"; SELECT at, state, code FROM state_changes WHERE subject = 'line' AND {rng} "
-                    f"AND at < {p.end:.0f} ORDER BY at")
-        out.append(Basis(fig.site, fig.line, name, "" if value is None else f"{value:.3f}", "rollups",
-                         min(hours, default=None), max(hours, default=None) and max(hours) + 3600,
-                         sum(r.n for r in rows), sql))
+    rollup_sql = (f"SELECT hour, agent_id, target, method, n, n_ok, stats FROM rollups WHERE {rng} AND kind = '{{}}' "
+                  f"AND hour >= {p.start:.0f} AND hour < {p.end:.0f} ORDER BY hour")
+    out.append(Basis(fig.site, fig.line, "latency_mean_ms", "" if fig.latency_mean_ms is None else
+                     f"{fig.latency_mean_ms:.3f}", "rollups", p.start, p.end, fig.latency_rounds,
+                     rollup_sql.format("latency") + " -- stats.rtt_avg_ms = [n, sum, min, max, histogram]"))
+    hours = sorted(h for h, v in li.reach.items() if p.start <= h < p.end and v > 0)
+    out.append(Basis(fig.site, fig.line, "availability_pct", "" if fig.availability_pct is None else
+                     f"{fig.availability_pct:.3f}", "rollups + state_changes", hours[0] if hours else None,
+                     hours[-1] + 3600 if hours else None, len(hours),
+                     rollup_sql.format("reach") + " -- stats.covered_s: seconds observed; "
+                     f"SELECT at, state, code FROM state_changes WHERE subject = 'line' AND {rng} "
+                     f"AND at < {p.end:.0f} ORDER BY at -- down from each 'down' to the next 'up'"))
     return out
 
 

@@ -89,6 +89,8 @@ def build(record: Record, registry: reg.Registry, cfg: ReportConfig, month: str,
     if catch_up:
         drain(record.rollup, 3600)
     counts = record.rollup_counts(p.start, p.end)
+    latency = record.latency_month(p.start, p.end)
+    reach = record.reach_coverage(p.start, p.end)
     tests_all = record.bandwidth_tests(start=p.start, end=p.end)
     changes_all = record.state_changes(p.start, p.end)
     seq_all = record.seq_hours(p.start, p.end)
@@ -97,11 +99,9 @@ def build(record: Record, registry: reg.Registry, cfg: ReportConfig, month: str,
     basis = []
     for i, s in enumerate(sites, 1):
         lines = [ln for ln in s.lines if op is None or ln.isp == op]
-        roll = record.rollups(site=s.code, kind="latency", start=p.start, end=p.end) + \
-            record.rollups(site=s.code, kind="reach", start=p.start, end=p.end)
         inputs = SiteInputs(
             s, [LineInputs(s, ln, [t for t in tests_all if t.site == s.code and t.line == ln.id],
-                           [r for r in roll if r.key.line == ln.id],
+                           latency.get((s.code, ln.id)), reach.get((s.code, ln.id), {}),
                            {k: v for (si, li, k), v in counts.items() if si == s.code and li == ln.id},
                            [c for c in changes_all if c.subject == "line" and c.site == s.code and c.line == ln.id],
                            [x for x in incidents_all if x.site == s.code and x.line == ln.id]) for ln in lines],

@@ -186,6 +186,7 @@ NONE_SHORT = "Không có đơn vị nào chưa đảm bảo hạ tầng công ng
 NONE_SHORT_OPERATOR = "Không có đường truyền nào chưa đạt yêu cầu."
 NONE_INCIDENTS = "Không có sự cố nào trong tháng."
 NONE_PROPOSALS = "Không có."
+NONE_SITES = "Không có đơn vị nào trong phạm vi báo cáo."
 SITE_INCIDENTS = "Sự cố tại điểm đo (không thuộc một đường truyền)"
 PROPOSE_OPERATORS = "Đề nghị các doanh nghiệp viễn thông kiểm tra, khắc phục các đường truyền chưa đạt yêu cầu nêu trên."
 PROPOSE_UNITS = ("Đề nghị các đơn vị chưa đảm bảo hạ tầng công nghệ thông tin cơ bản rà soát, bố trí kinh phí "
@@ -320,7 +321,8 @@ def attachment() -> str:
 
 
 def note(s: str) -> str:
-    return f"Ghi chú: {s}"
+    s = s.strip()
+    return f"Ghi chú: {s}" + ("" if s.endswith((".", "!", "?")) else ".")
 
 
 def recipient(s: str, last: bool = False) -> str:
