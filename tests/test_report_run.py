@@ -138,3 +138,38 @@ def test_mails_wait_in_the_record_while_the_mail_server_is_down(province, tmp_pa
         assert sorted(got) == sorted(set(got)) and "it@tinh.example" in got
     finally:
         smtp.stop()
+
+
+def fill_reach_and_latency(p: Province) -> None:
+    """A day of reach summaries every 30 min and latency rounds, with a 2-hour outage."""
+    t0 = OCT + 5 * 86400
+    down_at, up_at = t0 + 6 * 3600, t0 + 8 * 3600
+    for k in range(48):
+        at = t0 + k * 1800
+        state = "down" if down_at <= at < up_at else "up"
+        p.send("reach", {"method": "icmp-dgram", "target": "10.0.0.1", "state": state, "change": False,
+                         "since": "2026-10-06T00:00:00Z", "interval_s": 2, "sent": 900, "lost": 0},
+               ok=state == "up", error_code=None if state == "up" else "line_down", at=at, received=at + 1)
+        p.latency(10.0 + k % 5, at=at + 5, received=at + 6)
+    p.reach("down", since=down_at, at=down_at + 6, received=up_at + 10)  # arrives late, with the backlog
+    p.reach("up", since=up_at, at=up_at + 2, received=up_at + 10)
+
+
+def test_postgresql_and_sqlite_give_the_same_report(tmp_path, pg_url):
+    """The figures summed in the database (latency, reach coverage) agree on both backends."""
+    figs = []
+    for url in (None, pg_url):
+        p = Province(_mk(tmp_path / ("pg" if url else "lite")), record_url=url, n_sites=1)
+        fill_reach_and_latency(p)
+        figs.append(build(p.record, p.registry, ReportConfig(), "2026-10").sites[0].lines[0])
+        p.record.close()
+    lite, pg = figs
+    assert lite == pg
+    assert lite.observed_s == 48 * 1800 and lite.down_s == 2 * 3600
+    assert lite.latency_rounds == 48 and abs(lite.latency_mean_ms - sum(10.0 + k % 5 for k in range(48)) / 48) < 1e-9
+    assert lite.availability_verdict == "insufficient"  # one day observed of 31
+
+
+def _mk(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    return d
