@@ -100,3 +100,31 @@ class ReportRecord:
                                      f"GROUP BY site, line, hour", params):
             out.setdefault((s, ln), {})[int(h)] = float(cov or 0)
         return out
+
+    # -- bulk load (benchmarks, imports from another record) ----------------------------------
+    def import_rollups(self, rollups: list, tests: list | None = None, changes: list | None = None,
+                       seq: list | None = None) -> None:
+        """Insert ready-made rollups (types.Rollup), bandwidth tests (types.BandwidthTest), state
+        changes and sequence spans in one transaction, replacing rows with the same keys. For
+        benchmarks and imports; the collector itself only folds its feed (Record.rollup)."""
+        from .batch import dumps
+
+        with self.batch():  # type: ignore[attr-defined]
+            db = self._b  # type: ignore[attr-defined]
+            db.executemany(
+                "INSERT INTO rollups VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (site, line, kind, hour, agent_id, "
+                "target, method) DO UPDATE SET n = excluded.n, n_ok = excluded.n_ok, stats = excluded.stats",
+                [(r.key.site, r.key.line, r.key.kind, r.key.agent_id, r.key.target, r.key.method, r.key.hour, r.n,
+                  r.n_ok, dumps(r.stats)) for r in rollups])
+            if tests:
+                db.executemany("INSERT INTO bandwidth_tests VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (pos) DO NOTHING",
+                               [(t.pos, t.site, t.line, t.agent_id, t.at, t.method, t.target, int(t.ok), t.error_code,
+                                 t.download_mbps, t.upload_mbps) for t in tests])
+            if changes:
+                db.executemany("INSERT INTO state_changes VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (pos) DO NOTHING",
+                               [(c.pos, c.subject, c.site, c.line, c.agent_id, c.at, c.state, c.code)
+                                for c in changes])
+            if seq:
+                db.executemany("INSERT INTO seq_hours VALUES (?,?,?,?,?,?,?) ON CONFLICT (agent_id, stream, hour) DO "
+                               "UPDATE SET n = excluded.n, seq_min = excluded.seq_min, seq_max = excluded.seq_max",
+                               [(h.agent_id, h.stream, h.hour, h.site, h.n, h.seq_min, h.seq_max) for h in seq])
