@@ -3,6 +3,8 @@ operator's own workbook, shortfalls, and text that can never become a formula.""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -243,3 +245,24 @@ def test_write_workbook_returns_the_path(tmp_path, report):
     p = tmp_path / "r.xlsx"
     assert write_workbook(report, p) == p and p.stat().st_size > 0
     assert isinstance(p, Path)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed: apt-get "
+                                                          "install libreoffice-calc-nogui poppler-utils")
+def test_libreoffice_prints_the_workbook_on_a4_landscape_pages(tmp_path):
+    """LibreOffice turns the whole workbook into a PDF whose pages are A4 landscape and carry the form's title."""
+    path = write_workbook(sample(), tmp_path / "book.xlsx")
+    subprocess.run([shutil.which("soffice"), f"-env:UserInstallation=file://{tmp_path}/lo-profile", "--headless",
+                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
+                   check=True, timeout=180, capture_output=True)
+    pdf = tmp_path / "book.pdf"
+    assert pdf.exists()
+    if shutil.which("pdfinfo"):
+        info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+        assert int(next(ln.split()[-1] for ln in info.splitlines() if ln.startswith("Pages:"))) >= 7
+        size = next(ln for ln in info.splitlines() if ln.startswith("Page size:"))
+        w, h = (float(x) for x in size.split(":")[1].split("pts")[0].split(" x "))
+        assert w > h  # landscape
+    if shutil.which("pdftotext"):
+        words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "BÁO CÁO SỐ LIỆU HẠ TẦNG" in words.upper()

@@ -69,7 +69,7 @@ def run(args, cfg, registry, record) -> int:
               f"{alt.name} (changed since written; kept)", file=sys.stderr)
     t = report.totals
     print(f"report: xong: {t.sites} đơn vị, {t.lines} đường truyền ({t.lines_speed_pass} đạt, {t.lines_speed_fail} "
-          f"không đạt, {t.lines_insufficient} chưa đủ dữ liệu), {t.sites_short} đơn vị chưa đạt, {t.incidents} sự cố",
+          f"không đạt, {t.lines_insufficient} chưa đủ dữ liệu, {t.lines_no_data} chưa đo), {t.sites_short} đơn vị chưa đạt, {t.incidents} sự cố",
           file=sys.stderr)
     for p in written.files:
         print(p)

@@ -234,7 +234,7 @@ def _totals(doc, report: Report, sc: _Scope) -> None:
     _para(doc, text.HEAD_TOTALS, bold=True, keep=True)
     if sc.operator is None:
         t = report.totals
-        none = max(0, t.lines - t.lines_speed_pass - t.lines_speed_fail - t.lines_insufficient)
+        none = t.lines_no_data
         rows = (text.totals_units(t.sites, t.sites_measured, t.sites_short),
                 text.totals_lines(t.lines, t.lines_speed_pass, t.lines_speed_fail, t.lines_insufficient, none),
                 text.totals_incidents(t.incidents, t.incidents_open))

@@ -40,7 +40,8 @@ def render(body: dict[str, Any], recipient: str, from_addr: str, now: float, not
         lines += [f"- Số đơn vị: {totals.get('sites')}, có số liệu đo: {totals.get('sites_measured')}",
                   f"- Số đường truyền: {totals.get('lines')}; đạt tốc độ (QCVN 34:2022/BTTTT): "
                   f"{totals.get('lines_speed_pass')}; không đạt: {totals.get('lines_speed_fail')}; "
-                  f"chưa đủ dữ liệu: {totals.get('lines_insufficient')}",
+                  f"chưa đủ dữ liệu: {totals.get('lines_insufficient')}; không có số liệu đo: "
+                  f"{(totals.get('lines') or 0) - sum(totals.get(k) or 0 for k in ('lines_speed_pass', 'lines_speed_fail', 'lines_insufficient'))}",
                   f"- Sự cố trong tháng: {totals.get('incidents')} (còn mở: {totals.get('incidents_open')})"]
     if op:
         lines += ["", "Theo Thông tư 06/2026/TT-BKHCN Điều 9, doanh nghiệp gửi số liệu tháng trước ngày 05. "

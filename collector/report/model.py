@@ -231,9 +231,14 @@ class Totals:
     lines: int
     lines_speed_pass: int
     lines_speed_fail: int
-    lines_insufficient: int
+    lines_insufficient: int     # speed verdict "insufficient" (too little data)
     incidents: int
     incidents_open: int
+
+    @property
+    def lines_no_data(self) -> int:
+        """Lines with no speed test at all this month (verdict "none")."""
+        return max(0, self.lines - self.lines_speed_pass - self.lines_speed_fail - self.lines_insufficient)
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def build(record: Record, registry: reg.Registry, cfg: ReportConfig, month: str,
         sites_short=sum(1 for f in figs if f.falls_short), lines=len(lines),
         lines_speed_pass=sum(1 for ln in lines if ln.speed_verdict == "pass"),
         lines_speed_fail=sum(1 for ln in lines if ln.speed_verdict == "fail"),
-        lines_insufficient=sum(1 for ln in lines if ln.speed_verdict in ("insufficient", "none")),
+        lines_insufficient=sum(1 for ln in lines if ln.speed_verdict == "insufficient"),
         incidents=len(incidents), incidents_open=sum(1 for i in incidents if i.state != "closed"))
     notes = (f"Số liệu tính từ bảng tổng hợp theo giờ (rollups) và các kết quả đo tốc độ lưu trong "
              f"{record.where.split(' ')[0]}; lập lúc {text.time_(now)}.",)

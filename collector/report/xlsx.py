@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
@@ -73,17 +73,26 @@ def _put(ws: Worksheet, row: int, col: int, value: Any, fmt: str | None = None, 
     if isinstance(value, str):
         value = ILLEGAL.sub("", value)[:MAX_CELL_CHARS] or None
     cell.value = value
+    cell.style = _style(ws, bold, border)  # first: a named style resets the number format
     if isinstance(value, str):
         cell.data_type = "s"   # never a formula (nor an error code), whatever it starts with
         if value.lstrip().startswith(FORMULA_START):
             cell.quotePrefix = True   # and Excel keeps it text when someone edits the cell
     elif value is not None and fmt:
         cell.number_format = fmt
-    cell.font = Font(name=FONT, size=11, bold=bold)
-    cell.alignment = Alignment(wrap_text=True, vertical="top")
-    if border:
-        cell.border = BORDER
     return cell
+
+
+def _style(ws: Worksheet, bold: bool, border: bool) -> str:
+    """One named style per look, registered once per workbook: setting a cell's font,
+    alignment and border one by one costs openpyxl a style lookup each (most of the time)."""
+    name = f"lw{'-b' if bold else ''}{'' if border else '-nb'}"
+    wb = ws.parent
+    if name not in wb.style_names:
+        wb.add_named_style(NamedStyle(name=name, font=Font(name=FONT, size=11, bold=bold),
+                                      alignment=Alignment(wrap_text=True, vertical="top"),
+                                      border=BORDER if border else Border()))
+    return name
 
 
 def _lines(v: Any, width: float) -> int:
