@@ -173,3 +173,30 @@ def test_postgresql_and_sqlite_give_the_same_report(tmp_path, pg_url):
 def _mk(d: Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def test_upgrading_a_record_folds_its_past_into_the_report_tables(tmp_path):
+    """A record from before schema step 4 gets its already-rolled feed folded into reach rollups,
+    state changes and sequence spans on opening, so its past months report availability too."""
+    import sqlite3
+
+    p = Province(_mk(tmp_path / "old"), n_sites=1)
+    fill_reach_and_latency(p)
+    while p.record.rollup():
+        pass
+    before = build(p.record, p.registry, ReportConfig(), "2026-10", catch_up=False).sites[0]
+    p.record.close()
+    db = sqlite3.connect(tmp_path / "old" / "record.sqlite3")  # as linewatch before step 4 left it
+    db.executescript("DROP TABLE state_changes; DROP TABLE seq_hours; DELETE FROM rollups WHERE kind = 'reach'; "
+                     "DELETE FROM schema_version WHERE version = 4;")
+    db.commit()
+    db.close()
+    from linewatch.collector.record import open_record
+
+    rec = open_record(tmp_path / "old" / "record.sqlite3")
+    assert rec.migrated == [4]
+    after = build(rec, p.registry, ReportConfig(), "2026-10", catch_up=False).sites[0]
+    rec.close()
+    assert after.lines[0].observed_s == before.lines[0].observed_s == 48 * 1800
+    assert after.lines[0].down_s == before.lines[0].down_s == 2 * 3600
+    assert (after.messages, after.seq_missing) == (before.messages, before.seq_missing) and after.messages > 0
