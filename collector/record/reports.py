@@ -65,7 +65,9 @@ class ReportRecord:
         where, params = "kind = ? AND hour >= ? AND hour < ?", [kind]
         if site is not None:
             where += " AND site = ?"
-        return f"(SELECT {cols}, hour FROM rollups WHERE {where}) r", params
+        # OFFSET 0: PostgreSQL must not inline the subquery, or it parses stats once per reference
+        return f"(SELECT {cols}, hour FROM rollups WHERE {where}{'' if self.backend == 'sqlite' else ' OFFSET 0'}) r", \
+            params  # type: ignore[attr-defined]
 
     def latency_month(self, start: float, end: float, site: str | None = None
                       ) -> dict[tuple[str, str], LatencyMonth]:
