@@ -19,6 +19,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from . import text as T
@@ -158,8 +159,8 @@ def _table(ws: Worksheet, top: int, cols: list[Col], rows: Iterable[Any], freeze
     return r
 
 
-def _sheet(wb: Workbook, key: str, titles: list[str], cols: list[Col], rows: Iterable[Any], freeze: int = 1
-           ) -> Worksheet:
+def _sheet(wb: Workbook, key: str, titles: list[str], cols: list[Col], rows: Iterable[Any], freeze: int = 1,
+           title_span: int | None = None) -> Worksheet:
     """A sheet: title rows across the table, a blank row, the table; A4 landscape, fit to width."""
     ws = wb.create_sheet(T.SHEETS[key])
     for i, t in enumerate(titles, 1):
@@ -167,7 +168,7 @@ def _sheet(wb: Workbook, key: str, titles: list[str], cols: list[Col], rows: Ite
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         if i == 1:
             cell.font = Font(name=FONT, size=13, bold=True)
-        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=max(2, len(cols)))
+        ws.merge_cells(start_row=i, start_column=1, end_row=i, end_column=max(2, title_span or len(cols)))
     _table(ws, len(titles) + 2, cols, rows, freeze)
     ps = ws.page_setup
     ps.orientation, ps.paperSize, ps.fitToWidth, ps.fitToHeight = "landscape", ws.PAPERSIZE_A4, 1, 0
@@ -248,7 +249,14 @@ def _form(wb: Workbook, report: Report) -> None:
         vals = [r[j] for r in data if isinstance(r[j], (int, float))]
         if c.key in summed and vals:
             total[j] = sum(vals)
-    _sheet(wb, "form", _titles(report, "form", None), FORM, rows + ([total] if data else []), freeze=3)
+    # printed two pages wide: the official form's columns (the title over them), then the measured
+    # ones, the unit repeated
+    split = next(i for i, c in enumerate(FORM) if c.key.startswith("m_"))
+    ws = _sheet(wb, "form", _titles(report, "form", None), FORM, rows + ([total] if data else []), freeze=3,
+                title_span=split)
+    ws.page_setup.fitToWidth = 2
+    ws.print_title_cols = "A:C"
+    ws.col_breaks.append(Break(id=split))
 
 
 OPERATOR = [Col("operator", 10), Col("unit", 24), Col("unit_code", 8), Col("line", 24), Col("line_kind", 9),
