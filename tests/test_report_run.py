@@ -113,6 +113,7 @@ def test_the_month_reports_itself_and_mails_each_operator_once(province, tmp_pat
         assert noc["Subject"] == "[linewatch] Báo cáo chất lượng đường truyền tháng 10/2026 - VNPT"
         files = sorted(p.get_filename() for p in noc.iter_attachments())
         assert files == ["bao-cao-2026-10-vnpt.docx", "bao-cao-2026-10-vnpt.xlsx"]
+        assert noc["Message-ID"] == "<report-2026-10-vnpt-noc-vnpt-example@linewatch.invalid>"  # same on a resend
         body = noc.get_body(("plain",)).get_content()
         assert "trước ngày 05" in body
         whole = msgs["it@tinh.example"]

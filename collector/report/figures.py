@@ -5,12 +5,13 @@ no clock, no wording. Every definition here is the one the README and the notes 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from .. import registry as reg
 from ..record import rollup as rm
 from ..record.types import BandwidthTest, Incident, LanState, LatencyMonth, SeqHour, StateChange
+from . import text
 from .config import ReportConfig
 from .model import (Basis, IncidentRow, KindCompleteness, LineFigures, Period, Shortfall, SiteFigures, SpeedFigure,
                     Verdict)
@@ -300,10 +301,6 @@ def _incident_row(i: Incident) -> IncidentRow:
 
 
 def _with_shortfalls(f: SiteFigures) -> SiteFigures:
-    from dataclasses import replace
-
-    from . import text
-
     out: list[Shortfall] = []
     if f.messages == 0 and not any(ln.measured for ln in f.lines):
         out.append(Shortfall("no_measurements", None, {}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ def render(body: dict[str, Any], recipient: str, from_addr: str, now: float, not
                           (f" - {op}" if op else " - tổng hợp"), 300)
     em["From"] = from_addr
     em["To"] = recipient
-    em["Message-ID"] = make_msgid(idstring=text.ascii_slug(notice_key)[:60], domain="linewatch.invalid")
+    # the same for every try: a mail sent again after a crash (accepted, not yet marked sent) is
+    # recognised as the same one by the receiving client
+    em["Message-ID"] = f"<{text.ascii_slug(notice_key)[:120]}@linewatch.invalid>"
     em["Date"] = format_datetime(datetime.fromtimestamp(now, VN_TZ))
     em["Auto-Submitted"] = "auto-generated"
     em["Content-Language"] = "vi"

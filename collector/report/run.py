@@ -15,6 +15,7 @@ import json
 import os
 import re
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -95,20 +96,30 @@ def build(record: Record, registry: reg.Registry, cfg: ReportConfig, month: str,
     changes_all = record.state_changes(p.start, p.end)
     seq_all = record.seq_hours(p.start, p.end)
     incidents_all = record.incidents(since=p.start, until=p.end)
+    # grouped once: a province's month is read in a few queries, then handed out per site and line
+    by_line: dict[tuple[str, str | None], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for t in tests_all:
+        by_line[(t.site, t.line)]["tests"].append(t)
+    for c in changes_all:
+        by_line[(c.site, c.line if c.subject == "line" else None)]["changes"].append(c)
+    for x in incidents_all:
+        by_line[(x.site, x.line)]["incidents"].append(x)
+    for h in seq_all:
+        by_line[(h.site, None)]["seq"].append(h)
+    kinds: dict[tuple[str, str], dict] = defaultdict(dict)
+    for (si, li, k), v in counts.items():
+        kinds[(si, li)][k] = v
     figs: list[SiteFigures] = []
     basis = []
     for i, s in enumerate(sites, 1):
         lines = [ln for ln in s.lines if op is None or ln.isp == op]
+        own = by_line[(s.code, None)]
         inputs = SiteInputs(
-            s, [LineInputs(s, ln, [t for t in tests_all if t.site == s.code and t.line == ln.id],
-                           latency.get((s.code, ln.id)), reach.get((s.code, ln.id), {}),
-                           {k: v for (si, li, k), v in counts.items() if si == s.code and li == ln.id},
-                           [c for c in changes_all if c.subject == "line" and c.site == s.code and c.line == ln.id],
-                           [x for x in incidents_all if x.site == s.code and x.line == ln.id]) for ln in lines],
-            [h for h in seq_all if h.site == s.code],
-            [c for c in changes_all if c.subject == "agent" and c.site == s.code],
-            record.lan_state(s.code),
-            [x for x in incidents_all if x.site == s.code and x.line is None] if op is None else [])
+            s, [LineInputs(s, ln, by_line[(s.code, ln.id)]["tests"], latency.get((s.code, ln.id)),
+                           reach.get((s.code, ln.id), {}), kinds[(s.code, ln.id)],
+                           by_line[(s.code, ln.id)]["changes"], by_line[(s.code, ln.id)]["incidents"])
+                for ln in lines],
+            own["seq"], own["changes"], record.lan_state(s.code), own["incidents"] if op is None else [])
         f, b = site_figures(inputs, p, cfg)
         figs.append(f)
         basis += b
