@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-
-class ConfigError(ValueError):
-    """A config file is wrong. The message is meant for the person who edits the file."""
+from .errors import ConfigError  # noqa: F401  (importers use linewatch.config.ConfigError too)
 
 
 def load_toml(path: str | Path, what: str) -> dict[str, Any]:

@@ -11,9 +11,7 @@ import socket
 import threading
 from concurrent.futures import Future
 
-
-class BrokerError(RuntimeError):
-    pass
+from .errors import BrokerError  # noqa: F401
 
 
 def port_free(host: str, port: int) -> bool:

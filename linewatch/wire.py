@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 # The checking machinery lives in wire_checks (to keep this file readable); it is part of
 # this contract and re-exported here: import it from linewatch.wire.
-from .wire_codes import CAUSES, ERROR_CODES, ErrorCode, cause_of, describe  # noqa: F401
+from .wire_codes import CAUSES, ERROR_CODES, Code, ErrorCode, cause_of, describe  # noqa: F401
 from .wire_checks import (BY_CLASS_COUNT, DEVICE_CLASSES, DNS_ADDRESS, ERROR_CODE_RE, FORMATS, INT_MAX,  # noqa: F401
                           INT_MIN, INTERFACE_FIELDS, INTERFACE_IPV4, LAN_HOST_FIELDS, LAN_NOTE, MAC_RE,
                           MAX_DEPTH, MAX_DNS_ADDRESSES, MAX_HOSTS_PER_MESSAGE, MAX_YEAR, MIN_YEAR, REASONS,

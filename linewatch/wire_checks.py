@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .text import printable
+from .errors import MalformedMessage  # noqa: F401  (re-exported by linewatch.wire)
 
 #: Every reason :func:`linewatch.wire.parse_message` can give. Stable: the collector counts
 #: rejects under these names (it adds unknown_site, unknown_agent, unknown_line itself).
@@ -34,19 +34,7 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 #: Device class guesses of LAN hosts.
 DEVICE_CLASSES = ("computer", "printer", "phone", "network", "unknown")
 MAX_HOSTS_PER_MESSAGE = 4096
-MAX_DETAIL_CHARS = 500
 STR_FORMATS = ("time", "ipv4", "ip", "mac", "cidr4")
-
-
-class MalformedMessage(ValueError):
-    """The input is not a valid message. ``reason`` is a short stable code for counting;
-    ``detail`` is for people: one printable line (agent text escaped), at most 500 characters."""
-
-    def __init__(self, reason: str, detail: str):
-        detail = printable(detail, MAX_DETAIL_CHARS)
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 # --------------------------------------------------------------------------- field specs

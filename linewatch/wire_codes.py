@@ -15,6 +15,7 @@ docs/wire.md lists the same table (tests/test_docs.py keeps them equal).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,33 @@ class ErrorCode:
     cause: str  # line | lan | service | agent | budget
     vi: str
     en: str
+
+
+class Code(StrEnum):
+    """The enumeration agents write: ``Result(error_code=Code.DNS_FAILED)``. A ``StrEnum``, so it is
+    the plain string on the wire; ``ERROR_CODES`` below has one entry per member (checked at import)."""
+
+    UNREACHABLE = "unreachable"
+    LINE_DOWN = "line_down"
+    DNS_FAILED = "dns_failed"
+    TIMEOUT = "timeout"
+    TRANSFER_FAILED = "transfer_failed"
+    TOO_SHORT = "too_short"
+    GATEWAY_UNREACHABLE = "gateway_unreachable"
+    REFUSED = "refused"
+    TLS_FAILED = "tls_failed"
+    HTTP_ERROR = "http_error"
+    BAD_ANSWER = "bad_answer"
+    DNS_ERROR = "dns_error"
+    SERVER_BUSY = "server_busy"
+    LINE_UNBOUND = "line_unbound"
+    METHOD_UNAVAILABLE = "method_unavailable"
+    CONFIG = "config"
+    NO_SUBNET = "no_subnet"
+    SWEEP_FAILED = "sweep_failed"
+    PROBE_CRASHED = "probe_crashed"
+    COMMAND_EXPIRED = "command_expired"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 _CODES = (
@@ -67,6 +95,7 @@ _CODES = (
 )
 
 ERROR_CODES: dict[str, ErrorCode] = {c.code: c for c in _CODES}
+assert set(ERROR_CODES) == {c.value for c in Code}, "Code and _CODES must list the same codes"
 CAUSES = ("line", "lan", "service", "agent", "budget")
 
 
