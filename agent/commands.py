@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from linewatch import wire
-from linewatch.wire import MalformedMessage
+from linewatch.wire import Code, MalformedMessage
 
 from .config import AgentConfig
 from .probes import REGISTRY, Result
@@ -124,7 +124,7 @@ class CommandHandler:
                     self.on_crash(key, e)
                 else:
                     log.exception("%s crashed", key)
-                return [probe.failed(line.binding, pcfg, "probe_crashed",
+                return [probe.failed(line.binding, pcfg, Code.PROBE_CRASHED,
                                      f"{name} on line {line.id} crashed: {type(e).__name__}: {e}"[:1000])]
         finally:
             self.release(key)

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from linewatch.wire import format_time, utc_now
+from linewatch.wire import Code, format_time, utc_now
 
 from .config import LanConfig
 from .discovery import state as sweep_state
@@ -75,7 +75,7 @@ class LanJob:
             base["skipped"] = [{"what": s.what[:64], "reason": s.reason[:200]} for s in skipped][:32]
         measured_at = utc_now()
         if not targets:
-            record(Result("lan", None, {**base, "method": "none"}, ok=False, error_code="no_subnet",
+            record(Result("lan", None, {**base, "method": "none"}, ok=False, error_code=Code.NO_SUBNET,
                           error="no office subnet to sweep: " + "; ".join(f"{s.what}: {s.reason}" for s in skipped)[:900]
                           if skipped else "this computer has no IPv4 LAN address", measured_at=measured_at))
             return
@@ -83,7 +83,7 @@ class LanJob:
             out = run_sweep(targets, cfg)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             # Not a sweep that saw nobody: it must not count as a miss for any host.
-            record(Result("lan", None, {**base, "method": "none"}, ok=False, error_code="sweep_failed",
+            record(Result("lan", None, {**base, "method": "none"}, ok=False, error_code=Code.SWEEP_FAILED,
                           error=str(e)[:900], measured_at=measured_at))
             return
         new, changes = sweep_state.apply_sweep(self.state, out["hosts"], format_time(measured_at),

@@ -109,6 +109,8 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "warmup_s": Num(0, 60, optional=True),
         "stopped_by": Str(max_len=40, optional=True),  # stable | time | bytes | server, per direction
         "budget_left_mb": Num(0, 10**9, optional=True),
+        # the line's state file was damaged (set aside, budget count restarted) or could not be saved
+        "state_note": Str(max_len=300, optional=True),
         "source": Str(optional=True),
     },
     "dns": {

@@ -107,7 +107,7 @@ class Lab:
         raise TimeoutError(f"nothing listening on {host}:{port} in {ns}")
 
     def speedserver(self, ns: str, port: int = 8090, *extra: str) -> subprocess.Popen:
-        p = self.spawn(ns, sys.executable, "-m", "linewatch.collector.speedserver", "--host", "0.0.0.0",
+        p = self.spawn(ns, sys.executable, "-m", "linewatch.speed.server", "--host", "0.0.0.0",
                        "--port", str(port), *extra, log=f"speedserver-{ns}-{port}.log")
         self.wait_port(ns, "127.0.0.1", port)
         return p

@@ -20,8 +20,10 @@ from linewatch.agent import config as agent_config
 from linewatch.agent.probes import REGISTRY, LineBinding, Result
 from linewatch.agent.probes import bandwidth as bw
 from linewatch.agent.probes import dns, http as httpprobe
-from linewatch.agent.probes import throughput as tp
-from linewatch.collector.speedserver import SpeedServer, SpeedServerConfig
+from linewatch.agent import errors
+from linewatch.agent.probes.bandwidth import calendar, iperf3
+from linewatch.agent.probes.bandwidth import rate as tp
+from linewatch.speed.server import SpeedServer, SpeedServerConfig
 from linewatch.config import ConfigError, Section
 
 from conftest import free_port
@@ -225,11 +227,11 @@ def test_probe_tables_parse_from_the_agent_config_and_typos_are_named(tmp_path):
                      "http": {"urls": ["https://dichvucong.gov.vn/"]}}]}
     cfg = agent_config.parse(doc)
     b = cfg.lines[0].probes["bandwidth"]
-    assert b.state_dir == tmp_path and b.window == tp.Window.parse("01:00-05:00") and b.streams == 4
+    assert b.state_dir == tmp_path and b.window == calendar.Window.parse("01:00-05:00") and b.streams == 4
     every = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201", "window": ""}, "x"))
     assert every.window is None, 'window = "" runs every interval_s'
     nightly = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201"}, "x"))
-    assert nightly.window == tp.Window.parse("01:00-05:00"), "by default once a night, not every interval"
+    assert nightly.window == calendar.Window.parse("01:00-05:00"), "by default once a night, not every interval"
     bad = [({"method": "linewatch", "target": "10.52.0.5"}, "must be the speed server's address"),
            ({"method": "iperf3", "target": "10.52.0.5"}, "HOST:PORT of an iperf3 server"),
            ({"method": "linewatch", "target": "http://x:1", "window": "1-5"}, "must look like \"01:00-05:00\""),
@@ -282,35 +284,35 @@ def test_a_settled_rate_is_stable_and_a_still_climbing_one_is_not():
 
 
 def test_iperf3_json_recorded_on_a_20_mbit_tbf_link_is_summarised():
-    run = tp.parse_iperf3((DATA / "iperf3-reverse-2streams-tbf20mbit.json").read_text())
+    run = iperf3.parse_iperf3((DATA / "iperf3-reverse-2streams-tbf20mbit.json").read_text())
     assert run.reverse and run.streams == 2 and run.duration_s == pytest.approx(3.0, abs=0.01)
     assert 18.0 < run.mbps < 20.0, "receiver rate with the 1 s --omit warm-up excluded"
     assert run.mbps == pytest.approx(19.110114, abs=1e-5)
     assert run.bytes == 2405128 + 2380512 + 2402232 + 2383408, "budget pays the omitted second too"
-    with pytest.raises(tp.IperfError, match="unable to connect to server: Connection refused"):
-        tp.parse_iperf3((DATA / "iperf3-refused.json").read_text())
-    with pytest.raises(tp.IperfError, match="printed no JSON"):
-        tp.parse_iperf3("iperf3: error - the server is busy running a test")
+    with pytest.raises(errors.IperfError, match="unable to connect to server: Connection refused"):
+        iperf3.parse_iperf3((DATA / "iperf3-refused.json").read_text())
+    with pytest.raises(errors.IperfError, match="printed no JSON"):
+        iperf3.parse_iperf3("iperf3: error - the server is busy running a test")
 
 
 def test_each_line_tests_once_a_day_at_its_own_random_slot_inside_the_window():
-    w = tp.Window.parse("23:00-03:00")  # across midnight
+    w = calendar.Window.parse("23:00-03:00")  # across midnight
     day = date(2026, 3, 10)
-    slots = [tp.slot_for_day(day, w, f"site-{i}") for i in range(150)]
+    slots = [calendar.slot_for_day(day, w, f"site-{i}") for i in range(150)]
     start = datetime(2026, 3, 10, 23, 0)
     assert all(start <= s < start + timedelta(hours=4) for s in slots)
     hours = {(s - start).seconds // 3600 for s in slots}
     assert hours == {0, 1, 2, 3}, "150 sites spread over all four hours of the window"
     slot = slots[0]
-    assert tp.due_slot(slot - timedelta(minutes=1), w, "site-0", None) is None
-    assert tp.due_slot(slot + timedelta(minutes=1), w, "site-0", None) == slot
-    assert tp.due_slot(slot + timedelta(minutes=2), w, "site-0", slot + timedelta(minutes=1)) is None, "ran already"
-    assert tp.due_slot(start + timedelta(hours=5), w, "site-0", None) is None, "window closed: wait for tomorrow"
-    assert tp.slot_for_day(day, w, "site-0") == slot, "a restart keeps the same slot"
+    assert calendar.due_slot(slot - timedelta(minutes=1), w, "site-0", None) is None
+    assert calendar.due_slot(slot + timedelta(minutes=1), w, "site-0", None) == slot
+    assert calendar.due_slot(slot + timedelta(minutes=2), w, "site-0", slot + timedelta(minutes=1)) is None, "ran already"
+    assert calendar.due_slot(start + timedelta(hours=5), w, "site-0", None) is None, "window closed: wait for tomorrow"
+    assert calendar.slot_for_day(day, w, "site-0") == slot, "a restart keeps the same slot"
 
 
 def test_the_probe_is_due_only_at_its_slot_and_keeps_its_seed_in_the_state_folder(tmp_path):
-    cfg = bw.BandwidthConfig(method="linewatch", target="http://127.0.0.1:1", window=tp.Window.parse("01:00-02:00"),
+    cfg = bw.BandwidthConfig(method="linewatch", target="http://127.0.0.1:1", window=calendar.Window.parse("01:00-02:00"),
                              state_dir=tmp_path)
     probe = REGISTRY["bandwidth"]
     assert not probe.due(LINE, cfg, now=datetime(2026, 3, 10, 0, 30))
@@ -362,9 +364,9 @@ def test_a_full_speed_server_answers_busy_and_the_agent_reports_it(speedserver):
     time.sleep(0.3)
     cfg = bw.BandwidthConfig(method="linewatch", target=f"http://127.0.0.1:{port}", streams=1, state_dir=None)
     r = valid(bw.run_test(LINE, cfg))
-    assert not r.ok and r.error_code == "transfer_failed" and "busy" in r.error
-    with pytest.raises(bw.TestFailed, match="busy"):
-        bw.transfer(LINE, "127.0.0.1", port, "/lw/upload", True, cfg, 10**9)
+    assert not r.ok and r.error_code == "server_busy" and "busy" in r.error
+    with pytest.raises(errors.TestFailed, match="busy"):
+        bw.transfer(LINE, "127.0.0.1", port, "", True, cfg, 10**9)
     for s in hogs:
         s.close()
 

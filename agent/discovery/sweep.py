@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import NoRawSocket
 from . import classify, names, neigh, oui
 
 METHODS = ("arp-scapy", "ping+neigh", "udp+neigh")
@@ -35,10 +36,6 @@ class Host:
     vendor: str | None = None
     name: str | None = None
     device_class: str = "unknown"
-
-
-class NoRawSocket(Exception):
-    pass
 
 
 def arp_sweep(cidr: str, interface: str, rate_pps: float, timeout_s: float) -> list[tuple[str, str]]:

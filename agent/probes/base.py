@@ -9,7 +9,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from linewatch.config import Section
-from linewatch.wire import utc_now
+from linewatch.wire import Code, utc_now
+
+from ..errors import LineUnbound
+from ..netif import interface_address
 
 
 @dataclass(frozen=True)
@@ -28,14 +31,13 @@ class LineBinding:
         return "default-route"
 
 
-class LineUnbound(Exception):
-    """The line's address or interface is not on this computer: we must not measure
-    another line in its place."""
-
-
 def bind_socket(sock: socket.socket, line: LineBinding) -> None:
     """Pin a socket to the line, or raise :class:`LineUnbound` with a reason a clerk can act on."""
-    if line.interface:
+    if line.interface and not hasattr(socket, "SO_BINDTODEVICE"):
+        # Windows, macOS: no binding to a device; the interface's address pins the source
+        if not line.source_address:
+            sock.bind((interface_address(line.interface), 0))
+    elif line.interface:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, line.interface.encode() + b"\0")
         except OSError as e:
@@ -56,6 +58,17 @@ def bind_socket(sock: socket.socket, line: LineBinding) -> None:
             raise
 
 
+def source_address(line: LineBinding) -> str | None:
+    """The address a tool that binds by address only (speedtest-cli, iperf3) must use for this line."""
+    if line.source_address:
+        with socket.socket() as s:
+            bind_socket(s, LineBinding(line.id, line.source_address))  # raises LineUnbound if gone
+        return line.source_address
+    if line.interface:
+        return interface_address(line.interface)
+    return None
+
+
 @dataclass
 class Result:
     """One measurement, before the agent gives it an id and a sequence number."""
@@ -64,7 +77,7 @@ class Result:
     line: str | None
     data: dict[str, Any]
     ok: bool = True
-    error_code: str | None = None
+    error_code: Code | None = None
     error: str | None = None
     measured_at: datetime = field(default_factory=utc_now)
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from linewatch.config import ConfigError, Section
+from linewatch.wire import Code
 
 from .base import LineBinding, LineUnbound, Probe, Result, bind_socket
 
@@ -147,7 +148,7 @@ def resolve(line: LineBinding, resolver: str, name: str, cfg: DnsConfig) -> Resu
             try:
                 bind_socket(sock, line)
             except LineUnbound as e:
-                return Result("dns", line.id, {**base, "attempts": 0}, ok=False, error_code="line_unbound", error=str(e))
+                return Result("dns", line.id, {**base, "attempts": 0}, ok=False, error_code=Code.LINE_UNBOUND, error=str(e))
             qid = int.from_bytes(os.urandom(2), "big")
             t0 = time.monotonic()
             try:
@@ -176,10 +177,10 @@ def resolve(line: LineBinding, resolver: str, name: str, cfg: DnsConfig) -> Resu
                 data = {**base, "resolve_ms": round(elapsed_ms, 3), "rcode": reply.rcode, "answers": reply.answers,
                         "addresses": list(reply.addresses[:16]), "attempts": attempt}
                 if reply.rcode != "NOERROR":
-                    return Result("dns", line.id, data, ok=False, error_code="dns_error",
+                    return Result("dns", line.id, data, ok=False, error_code=Code.DNS_ERROR,
                                   error=f"resolver {resolver} answered {reply.rcode} for {name}")
                 return Result("dns", line.id, data)
         finally:
             sock.close()
-    return Result("dns", line.id, {**base, "attempts": cfg.attempts}, ok=False, error_code="unreachable",
+    return Result("dns", line.id, {**base, "attempts": cfg.attempts}, ok=False, error_code=Code.UNREACHABLE,
                   error=last_error + (f" ({cfg.attempts} attempts)" if cfg.attempts > 1 else ""))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from linewatch.config import ConfigError, Section
+from linewatch.wire import Code
 
 from .base import LineBinding, LineUnbound, Probe, Result, bind_socket
 
@@ -75,24 +76,24 @@ def fetch(line: LineBinding, url: str, cfg: HttpConfig) -> Result:
     try:
         addr = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
     except OSError as e:
-        return fail("dns_failed", f"cannot resolve {host}: {e}")
+        return fail(Code.DNS_FAILED, f"cannot resolve {host}: {e}")
     data["dns_ms"] = ms_since(t0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         try:
             bind_socket(sock, line)
         except LineUnbound as e:
-            return fail("line_unbound", str(e))
+            return fail(Code.LINE_UNBOUND, str(e))
         sock.settimeout(cfg.timeout_s)
         t1 = time.monotonic()
         try:
             sock.connect((addr, port))
         except ConnectionRefusedError:
-            return fail("refused", f"{host} ({addr}) refused the connection on port {port}: service down?")
+            return fail(Code.REFUSED, f"{host} ({addr}) refused the connection on port {port}: service down?")
         except (TimeoutError, socket.timeout):
-            return fail("unreachable", f"no answer from {host} ({addr}) port {port} within {cfg.timeout_s:g} s")
+            return fail(Code.UNREACHABLE, f"no answer from {host} ({addr}) port {port} within {cfg.timeout_s:g} s")
         except OSError as e:
-            return fail("unreachable", f"cannot reach {host} ({addr}): {e.strerror or e}")
+            return fail(Code.UNREACHABLE, f"cannot reach {host} ({addr}): {e.strerror or e}")
         data["connect_ms"] = ms_since(t1)
         if https:
             ctx = ssl.create_default_context(cafile=cfg.ca_file)
@@ -103,9 +104,9 @@ def fetch(line: LineBinding, url: str, cfg: HttpConfig) -> Result:
             try:
                 sock = ctx.wrap_socket(sock, server_hostname=host)
             except ssl.SSLCertVerificationError as e:
-                return fail("tls_failed", f"the certificate of {host} is not trusted: {e.verify_message}")
+                return fail(Code.TLS_FAILED, f"the certificate of {host} is not trusted: {e.verify_message}")
             except (ssl.SSLError, OSError) as e:
-                return fail("tls_failed", f"TLS with {host} failed: {e}")
+                return fail(Code.TLS_FAILED, f"TLS with {host} failed: {e}")
             data["tls_ms"] = ms_since(t2)
         conn = http.client.HTTPConnection(host, port, timeout=cfg.timeout_s)
         conn.sock = sock  # already connected over the right line
@@ -119,13 +120,13 @@ def fetch(line: LineBinding, url: str, cfg: HttpConfig) -> Result:
             data["total_ms"] = ms_since(t0)
             data["status_code"] = resp.status
         except (TimeoutError, socket.timeout):
-            return fail("timeout", f"{host} accepted the connection but sent no answer within {cfg.timeout_s:g} s")
+            return fail(Code.TIMEOUT, f"{host} accepted the connection but sent no answer within {cfg.timeout_s:g} s")
         except (http.client.HTTPException, OSError) as e:
-            return fail("bad_answer", f"{host} broke off the answer: {e or type(e).__name__}")
+            return fail(Code.BAD_ANSWER, f"{host} broke off the answer: {e or type(e).__name__}")
         finally:
             conn.close()
         if resp.status >= 400:
-            return fail("http_error", f"{url} answered HTTP {resp.status} {resp.reason}")
+            return fail(Code.HTTP_ERROR, f"{url} answered HTTP {resp.status} {resp.reason}")
         return Result("http", line.id, data)
     finally:
         sock.close()

@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass
 
 from linewatch.config import ConfigError, Section
+from linewatch.wire import Code
 
+from ..errors import MethodUnavailable
 from . import icmp
 from .base import LineBinding, LineUnbound, Probe, Result, bind_socket
 
@@ -48,10 +50,6 @@ class Target:
         if not text or "/" in text or " " in text:
             raise ValueError(f"target {text!r} is not a host name or address")
         return cls(text, None)
-
-
-class MethodUnavailable(Exception):
-    pass
 
 
 class LatencyProbe(Probe):
@@ -110,7 +108,7 @@ def measure(line: LineBinding, target: Target, cfg: LatencyConfig) -> Result:
         addr = _resolve(target.host)
     except OSError as e:
         return Result("latency", line.id, {**base, "method": methods_for(target, cfg.method)[-1], "sent": 0,
-                                           "received": 0}, ok=False, error_code="dns_failed",
+                                           "received": 0}, ok=False, error_code=Code.DNS_FAILED,
                       error=f"cannot resolve {target.host}: {e}")
     last_unavailable = ""
     for method in methods_for(target, cfg.method):
@@ -124,15 +122,15 @@ def measure(line: LineBinding, target: Target, cfg: LatencyConfig) -> Result:
             continue
         except LineUnbound as e:
             return Result("latency", line.id, {**base, "method": method, "sent": 0, "received": 0},
-                          ok=False, error_code="line_unbound", error=str(e))
+                          ok=False, error_code=Code.LINE_UNBOUND, error=str(e))
         data = {**base, "method": method, **icmp.summarize(sent, rtts)}
         if not rtts:
             reason = err or f"no reply from {addr} to {sent} probes within {cfg.timeout_s:g} s"
-            return Result("latency", line.id, data, ok=False, error_code="unreachable", error=reason)
+            return Result("latency", line.id, data, ok=False, error_code=Code.UNREACHABLE, error=reason)
         return Result("latency", line.id, data)
     return Result("latency", line.id, {**base, "method": cfg.method if cfg.method != "auto" else "tcp-connect",
                                        "sent": 0, "received": 0},
-                  ok=False, error_code="method_unavailable", error=last_unavailable)
+                  ok=False, error_code=Code.METHOD_UNAVAILABLE, error=last_unavailable)
 
 
 def _burst_icmp(line: LineBinding, addr: str, cfg: LatencyConfig, raw: bool) -> tuple[list[float], int, str]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from linewatch.config import ConfigError, Section
-from linewatch.wire import format_time, utc_now
+from linewatch.wire import Code, format_time, utc_now
 
 from .base import LineBinding, LineUnbound, Probe, Result
 from .latency import LatencyConfig, MethodUnavailable, Target, _burst_icmp, _burst_tcp, _resolve
@@ -273,7 +273,7 @@ def one_shot(line: LineBinding, cfg: ReachConfig) -> Result:
     except MethodUnavailable as e:
         return Result("reach", line.id, {**ReachProbe().failed(line, cfg, "", "").data, "sent": sent,
                                          "lost": lost, "method": prober.method},
-                      ok=False, error_code="method_unavailable", error=str(e))
+                      ok=False, error_code=Code.METHOD_UNAVAILABLE, error=str(e))
     assert last is not None
     data: dict[str, Any] = {"method": last.method, "target": prober.shown_target,
                             "state": "up" if last.answered else "down", "change": False,
@@ -299,8 +299,8 @@ def down_reason(line: LineBinding, target: str, last: Check, failures: int, gate
     where = f"over line {line.id} ({line.describe()})"
     detail = f": {last.error}" if last.error else ""
     if gateway and gateway_ok is False:
-        return ("gateway_unreachable",
+        return (Code.GATEWAY_UNREACHABLE,
                 f"no answer from {target} nor from the office gateway {gateway} ({last.method}) {times} {where}: "
                 f"the modem/router or the cable to it is down{detail}")
     gw = f" (the office gateway {gateway} answers: the fault is beyond it)" if gateway and gateway_ok else ""
-    return "line_down", f"no answer from {target} ({last.method}) {times} {where}{detail}{gw}"
+    return Code.LINE_DOWN, f"no answer from {target} ({last.method}) {times} {where}{detail}{gw}"

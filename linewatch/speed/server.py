@@ -1,15 +1,12 @@
 """linewatch-speedserver: the throughput endpoint agents test against inside TSLCD.
 
-Runs inside the collector or on its own at a provincial data centre::
+Runs on its own at a provincial data centre (or beside the collector)::
 
-    linewatch-speedserver --port 8090            (or: python -m linewatch.collector.speedserver)
+    linewatch-speedserver --port 8090            (or: python -m linewatch.speed.server)
 
-Paths:
-  GET  /lw/download?bytes=N            N bytes of incompressible data (linewatch method)
-  POST /lw/upload                      body read and thrown away; answers {"bytes": n}
-  GET  /speedtest/random{S}x{S}.jpg    Speedtest-Mini-compatible download (speedtest-cli --mini)
-  POST /speedtest/upload.php           Speedtest-Mini-compatible upload, answers "size=N"
-  GET  /speedtest/latency.txt          "test=test", as Ookla's mini serves it
+The paths and answers are linewatch.speed.protocol's (the agent imports the same module).
+Speedtest-Mini-compatible paths too: /speedtest/random{S}x{S}.jpg, /speedtest/upload.php
+(answers "size=N"), /speedtest/latency.txt ("test=test", as Ookla's mini serves it).
 
 At most ``max_transfers`` transfers run at once; more get "503 busy" with Retry-After
 at once, so 150 communes cannot queue the server to death and the agent reports
@@ -21,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -29,12 +25,13 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from . import protocol as proto
+
 log = logging.getLogger("linewatch.speedserver")
 
 CHUNK = 256 * 1024
 #: Random, so that compressing middleboxes (some operators' proxies) cannot fake speed.
 _BLOCK = os.urandom(1 << 20)
-MINI_RE = re.compile(r"^/speedtest/random(\d{2,4})x(\d{2,4})\.jpg$")
 MINI_INDEX = b"""<html><head><title>linewatch speedtest mini</title></head><body>
 <script>var upload_extension: "php";</script>
 linewatch Speedtest-Mini-compatible endpoint</body></html>
@@ -44,16 +41,10 @@ linewatch Speedtest-Mini-compatible endpoint</body></html>
 @dataclass(frozen=True)
 class SpeedServerConfig:
     host: str = "0.0.0.0"
-    port: int = 8090
+    port: int = proto.DEFAULT_PORT
     max_transfers: int = 32  # concurrent streams; ~4 per testing commune
     max_request_mb: int = 2000  # one request never moves more than this
     io_timeout_s: float = 30.0
-
-
-def mini_file_size(side: int) -> int:
-    """Bytes of Ookla's randomSxS.jpg: about 1.98 bytes per pixel (random4000x4000.jpg
-    is 31,625,365 bytes), so speedtest-cli sees the same volumes as against a real mini."""
-    return int(side * side * 1.9766)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -81,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _busy(self) -> None:
         self.close_connection = True
-        self._reply(503, b"speed server busy: too many tests at once, retry later\n", extra={"Retry-After": "60"})
+        self._reply(proto.BUSY_STATUS, b"speed server busy: too many tests at once, retry later\n",
+                    extra={"Retry-After": str(proto.RETRY_AFTER_S)})
 
     def _send_bytes(self, n: int, ctype: str) -> None:
         self.send_response(200)
@@ -121,30 +113,30 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes -------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         url = urlsplit(self.path)
-        if url.path in ("/", "/speedtest", "/speedtest/", "/speedtest/index.html"):
+        if url.path in proto.MINI_INDEX_PATHS:
             return self._reply(200, MINI_INDEX, "text/html")
-        if url.path == "/speedtest/latency.txt":
+        if url.path == proto.MINI_LATENCY_PATH:
             return self._reply(200, b"test=test\n")
-        if url.path == "/lw/health":
+        if url.path == proto.HEALTH_PATH:
             return self._reply(200, json.dumps(self.server.stats()).encode(), "application/json")
         limit = self.server.cfg.max_request_mb * 1_000_000
-        if url.path == "/lw/download":
+        if url.path == proto.DOWNLOAD_PATH:
             try:
-                n = int(parse_qs(url.query).get("bytes", ["0"])[0])
+                n = proto.requested_bytes(parse_qs(url.query).get(proto.BYTES_PARAM, ["0"])[0], limit)
             except ValueError:
                 return self._reply(400, b"bytes must be a whole number\n")
-            return self._transfer(lambda: self._send_bytes(max(0, min(n, limit)), "application/octet-stream"))
-        if m := MINI_RE.match(url.path):
+            return self._transfer(lambda: self._send_bytes(n, "application/octet-stream"))
+        if m := proto.MINI_DOWNLOAD_RE.match(url.path):
             side = int(m.group(1))
-            return self._transfer(lambda: self._send_bytes(min(mini_file_size(side), limit), "image/jpeg"))
+            return self._transfer(lambda: self._send_bytes(min(proto.mini_file_size(side), limit), "image/jpeg"))
         self._reply(404, b"not found\n")
 
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        if path == "/lw/upload":
+        if path == proto.UPLOAD_PATH:
             return self._transfer(lambda: self._reply(200, json.dumps({"bytes": self._drain()}).encode(),
                                                       "application/json"))
-        if re.match(r"^/speedtest/upload\.(php|asp|aspx|jsp)$", path):
+        if proto.MINI_UPLOAD_RE.match(path):
             return self._transfer(lambda: self._reply(200, f"size={self._drain()}".encode()))
         self._reply(404, b"not found\n")
 
@@ -191,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Download/upload endpoint for linewatch bandwidth tests "
                                              "(also Speedtest-Mini-compatible for speedtest-cli).")
     ap.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
-    ap.add_argument("--port", type=int, default=8090)
+    ap.add_argument("--port", type=int, default=proto.DEFAULT_PORT)
     ap.add_argument("--max-transfers", type=int, default=32,
                     help="concurrent transfers before answering 503 busy (default: %(default)s)")
     ap.add_argument("--max-request-mb", type=int, default=2000)
