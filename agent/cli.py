@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from linewatch import table
 from linewatch.config import ConfigError
 from linewatch.wire import format_time
 
@@ -136,10 +137,7 @@ def lan_once(cfg: agent_config.AgentConfig, as_json: bool) -> int:
     for note in out["notes"]:
         print(f"  ({note})")
     rows = [[h["ip"], h["mac"], h["device_class"], h["vendor"] or "-", h["name"] or "-"] for h in out["hosts"]]
-    headers = ["ip", "mac", "class", "vendor", "name"]
-    widths = [max(len(hd), *(len(r[i]) for r in rows)) if rows else len(hd) for i, hd in enumerate(headers)]
-    for r in [headers, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print(table.render(["ip", "mac", "class", "vendor", "name"], rows, rule=False))
     return 0
 
 
@@ -177,12 +175,7 @@ def format_table(results: list[Result]) -> str:
         target = d.get("target") or d.get("url") or (f"{d['name']} @ {d['resolver']}" if "resolver" in d else None)
         rows.append([r.line or "-", r.kind, target, d.get("method"), d.get("loss_pct"),
                      d.get("rtt_median_ms"), d.get("rtt_p95_ms"), d.get("jitter_ms"), _figures(r), verdict])
-    cells = [[_fmt(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(out)
+    return table.render(headers, [[_fmt(c) for c in row] for row in rows])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from linewatch import table as text_table
 from linewatch import wire
 from linewatch.config import ConfigError
 from linewatch.text import json_for_terminal, printable
@@ -146,8 +147,7 @@ def render_list(incs, lang: str = "vi") -> str:
         rows.append((str(i.id), T.state_name(i.state, lang), T.kind_name(i.kind, lang) + flags, i.site,
                      i.line or "", T.fmt_time_short(i.opened_at), T.fmt_duration(end - i.opened_at, lang),
                      printable(i.acked_by or "")[:30]))
-    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+    return text_table.render(rows[0], rows[1:], rule=False)
 
 
 def _show(inc, log, notices, lang: str) -> str:

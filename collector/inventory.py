@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from linewatch import table as text_table
 from linewatch import wire
 from linewatch.text import printable
 
@@ -88,7 +89,4 @@ def render(rows: list[dict[str, Any]], lang: str, age) -> str:
             swept = f"{swept} {L['error']} {printable(lan['last_error'], 70)}"
         table.append([f"{s['site']} {printable(s['name'])}", has, "-" if lan["computers"] is None else str(lan["computers"]),
                       staff, short, others or "-", swept])
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return f"{L['title']}\n" + "\n".join(lines)
+    return f"{L['title']}\n" + text_table.render(table[0], table[1:])

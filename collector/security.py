@@ -43,7 +43,9 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import sys
 import textwrap
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -430,16 +432,26 @@ def enrol(registry: Registry, *, site_code: str, agent_id: str, broker_host: str
 
 
 def _check_agent_config(text: str, password: str, ca_cert: Path) -> None:
-    """Parse the generated config the way the agent will (its files are not installed yet)."""
-    import tomllib
+    """Have the agent itself check the config this would write (``linewatch-agent check-config``,
+    as a separate process: the collector does not import the agent's code -- each side of the
+    wire owns its own)."""
+    with tempfile.TemporaryDirectory(prefix="lw-enrol-check-") as d:
+        folder = Path(d)
+        (folder / "agent.password").write_text(password + "\n")
+        shutil.copyfile(ca_cert, folder / "ca.crt")
+        doc = tomllib.loads(text)
+        path = folder / "agent.toml"
+        path.write_text(_retarget(text, doc, folder))
+        p = subprocess.run([sys.executable, "-m", "linewatch.agent.cli", "-c", str(path), "check-config"],
+                           capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        why = (p.stderr.strip().splitlines() or ["(no reason given)"])[-1]
+        why = why.removeprefix("linewatch-agent: config error: ").replace(str(path), "agent.toml")
+        raise ConfigError(f"the agent config this would write is not valid: {why}")
 
-    from linewatch.agent import config as agent_config
 
-    doc = tomllib.loads(text)
-    doc["mqtt"].pop("password_file")
-    doc["mqtt"]["password"] = password
-    doc["mqtt"]["ca_file"] = str(ca_cert)
-    try:
-        agent_config.parse(doc)
-    except ConfigError as e:
-        raise ConfigError(f"the agent config this would write is not valid: {e}") from None
+def _retarget(text: str, doc: dict, folder: Path) -> str:
+    """The same config with its password and CA files pointing into ``folder``."""
+    for key, name in (("password_file", "agent.password"), ("ca_file", "ca.crt")):
+        text = text.replace(f"{key} = {_toml_str(doc['mqtt'][key])}", f"{key} = {_toml_str(str(folder / name))}")
+    return text

@@ -6,6 +6,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from linewatch import table as text_table
 from linewatch.text import printable
 from linewatch.wire import LINE_KINDS, format_time
 
@@ -150,11 +151,4 @@ def render(rows: list[dict[str, Any]], lang: str = "vi") -> str:
                 cells.append([label if i == 0 else "", L[p["kind"]], age(p["age_s"]), result])
         for i, c in enumerate(cells or [["-", "-", "-", "-"]]):
             table.append([f"{s['site']} {printable(s['name'])}" if i == 0 else "", agents if i == 0 else "", *c])
-    return _table(table) + "\n\n" + inventory.render(rows, lang, age)
-
-
-def _table(table: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table.render(table[0], table[1:]) + "\n\n" + inventory.render(rows, lang, age)

@@ -501,3 +501,16 @@ def test_a_retained_measurement_from_an_enrolled_agent_is_refused_and_cleared_un
 
     lines = wait_for(clearing, 10, "the collector's clearing publish in the broker log")
     assert all("Denied" not in ln for ln in lines) and any("r1" in ln for ln in lines), lines
+
+
+def test_enrol_refuses_a_target_the_agent_would_reject_and_says_why_without_writing_anything(province):
+    p = province
+    out = p.tmp / "ag-bad"
+    r = subprocess.run(
+        [__import__("sys").executable, "-m", "linewatch.collector.cli", "-c", str(p.cfg_path), "enrol",
+         "--site", "21583", "--agent-id", "ag-21583", "--out", str(out), "--install-dir", str(out),
+         "--bind", "fiber=127.0.0.1", "--bind", "tslcd=127.0.0.1", "--target", "fiber=tcp:dichvucong.gov.vn:notaport"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "the agent config this would write is not valid" in r.stderr and "notaport" in r.stderr, r.stderr
+    assert not out.exists()

@@ -18,6 +18,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+from linewatch import table as text_table
+
 from .config import NotifyConfig
 from .message import Item, Message
 from .text import (EVIDENCE_COLUMNS, SUMMARY_LABELS, VN_TZ, cause_name, clean, event_word, evidence_cell,
@@ -151,12 +153,6 @@ def evidence_table(rows: list[dict[str, Any]], lang: str) -> tuple[list[str], li
     return heads, body
 
 
-def _text_table(heads: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return [fmt(heads), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
-
-
 def _item_head(item: Item, lang: str) -> str:
     if item.incident_id is None:
         return t("intro_digest", lang)
@@ -190,11 +186,11 @@ def render_text(msg: Message, ack_days: float = 7) -> str:
     if not full:
         heads = ["#", t("f_site", lang), t("f_line", lang), t("f_kind", lang), t("f_since", lang), t("f_event", lang)]
         rows = [[str(i.incident_id or "")] + _compact(i, lang) for i in msg.items]
-        lines += _text_table(heads, rows) + [""]
+        lines += text_table.lines(heads, rows) + [""]
     for item in msg.items:
         if item.incident_id is None and item.event == "digest":
             heads, rows = digest_rows(item, lang)
-            lines += [_item_head(item, lang)] + _text_table(heads, rows) + [""]
+            lines += [_item_head(item, lang)] + text_table.lines(heads, rows) + [""]
             continue
         if full:
             lines.append(_item_head(item, lang))
@@ -210,7 +206,7 @@ def render_text(msg: Message, ack_days: float = 7) -> str:
             lines += ["", "  " + t("evidence_head", lang)]
             if ev:
                 heads, rows = evidence_table(ev, lang)
-                lines += ["  " + ln for ln in _text_table(heads, rows)]
+                lines += ["  " + ln for ln in text_table.lines(heads, rows)]
                 if len(ev) > TABLE_ROWS:
                     lines.append("  " + t("evidence_more", lang, n=len(ev) - TABLE_ROWS))
             else:
