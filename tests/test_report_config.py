@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from linewatch.collector import config as collector_config
 from linewatch.collector import registry as reg
-from linewatch.collector.report.errors import BadMonth, UnknownScope
+from linewatch.collector.errors import BadMonth, UnknownScope
 from linewatch.collector.report.run import _scope, period_of
 from linewatch.config import ConfigError
 

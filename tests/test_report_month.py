@@ -25,7 +25,7 @@ from linewatch.collector.record import open_record
 from linewatch.collector.record.types import EventFilter
 from linewatch.collector.report import text as T
 from linewatch.collector.report.config import ReportConfig, Schedule
-from linewatch.collector.report.errors import BadMonth, NoData, UnknownScope
+from linewatch.collector.errors import BadMonth, NoData, UnknownScope
 from linewatch.collector.report.model import Report
 from linewatch.collector.report.run import build, write
 

@@ -17,50 +17,11 @@ import logging
 import warnings
 from typing import Iterable, Sequence
 
+from ..errors import ExportError, ExportRefused, ExportServerError, ExportUnreachable  # noqa: F401
 from .config import ExportConfig
 from .points import Point
 
 log = logging.getLogger("linewatch.collector.export")
-
-
-class ExportError(Exception):
-    """The server did not accept the points; nothing can be assumed written. The message is
-    for the admin (what happened, where, what to do)."""
-
-    retry = True  # worth retrying unchanged later
-
-
-class ExportUnreachable(ExportError):
-    """No answer: the server is down, the address is wrong, a firewall, a timeout."""
-
-
-class ExportRefused(ExportError):
-    """The server answered 4xx: the request itself (credentials, bucket, size, the data)."""
-
-    def __init__(self, msg: str, status: int, body: str = ""):
-        super().__init__(msg)
-        self.status = status
-        self.body = body
-
-    @property
-    def retry(self) -> bool:  # type: ignore[override]
-        """Only "too many requests" goes away by itself; the rest needs the admin (the running
-        exporter still retries: the admin may fix the token or the bucket meanwhile)."""
-        return self.status == 429
-
-    @property
-    def bad_data(self) -> bool:
-        """The points themselves were refused (400/422): retrying the same ones will not help."""
-        return self.status in (400, 422)
-
-
-class ExportServerError(ExportError):
-    """The server answered 5xx: it is there but failing (disk full, starting, overloaded)."""
-
-    def __init__(self, msg: str, status: int, body: str = ""):
-        super().__init__(msg)
-        self.status = status
-        self.body = body
 
 
 _HINT = {
@@ -161,4 +122,3 @@ def _reason(e: BaseException) -> str:
     if ": " in s and "object at 0x" in s:
         s = s.rsplit(": ", 1)[1]
     return s.strip()[:300]
-

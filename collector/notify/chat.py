@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import ChatError  # noqa: F401
 from .message import Item, Message
 from .text import clean, fmt_time_short, kind_name, kind_phrase, line_label, site_label, t, where, event_word
 
@@ -13,10 +14,6 @@ from .text import clean, fmt_time_short, kind_name, kind_phrase, line_label, sit
 MAX_LINES = 15
 _ICON = {"opened": "⚠️", "escalated": "⏫", "resolved": "✅", "opened_resolved": "✅", "refined": "ℹ️",
          "digest": "📋"}
-
-
-class ChatError(Exception):
-    pass
 
 
 def _line(item: Item, lang: str) -> str:

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from linewatch.config import ConfigError
 
+from ..errors import LinkError  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 _ID_RE = re.compile(r"[1-9][0-9]{0,17}\Z")
@@ -28,14 +30,6 @@ _EXP_RE = re.compile(r"[0-9]{1,12}\Z")
 _SIG_RE = re.compile(r"[0-9a-f]{64}\Z")
 MAX_RECIPIENT = 320
 MIN_SECRET = 16
-
-
-class LinkError(ValueError):
-    """A link that does not acknowledge anything; ``reason`` is forged, expired or malformed."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 def load_secret(path: str | Path, *, create: bool = True) -> bytes:

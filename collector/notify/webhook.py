@@ -25,13 +25,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from ..errors import WebhookError  # noqa: F401
 from .message import Message
 
 USER_AGENT = "linewatch-notifier/1"
-
-
-class WebhookError(Exception):
-    pass
 
 
 def payload(msg: Message) -> dict[str, Any]:

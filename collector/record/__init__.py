@@ -13,7 +13,7 @@ from .backend import open_backend
 from .base import MAX_GAP, ROLLUP_CONSUMER, Record
 from .batch import Batch
 from .incidents import IncidentTx, NoSuchIncident
-from .errors import RecordConfigError, RecordError, RecordUnavailable, SchemaTooNew
+from ..errors import RecordConfigError, RecordError, RecordUnavailable, SchemaTooNew
 from .types import *  # noqa: F401,F403  (the typed values are part of the interface)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from . import schema
-from .errors import RecordConfigError, RecordUnavailable, SchemaTooNew
+from ..errors import RecordConfigError, RecordUnavailable, SchemaTooNew
 
 #: Transaction-scoped PostgreSQL lock taken by every writer: feed positions become visible
 #: in the order they were given, so a consumer reading "pos > mine" never skips a row that

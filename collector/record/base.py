@@ -14,7 +14,7 @@ from . import lan as lan_sql
 from . import rollup as rollup_math
 from .backend import Backend
 from .batch import Batch, dumps
-from .errors import RecordUnavailable
+from ..errors import RecordUnavailable
 from .incidents import IncidentRecord
 from .reports import ReportRecord
 from .types import (Agent, BandwidthTest, Event, EventFilter, Gap, LanState, MaintenanceResult, Reject, Rollup,

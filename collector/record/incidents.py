@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .batch import dumps
-from .errors import RecordError
+from ..errors import NoSuchIncident, RecordError
 from .types import CommandRow, Event, Incident, IncidentLogEntry, MaintenanceWindow, Notice
 
 if TYPE_CHECKING:
@@ -29,10 +29,6 @@ _MW_COLS = "id, site, line, starts_at, ends_at, reason, created_by, created_at, 
 _CMD_COLS = "id, agent_id, province, site, line, probe, by_whom, issued_at, expires_at, sent_at, body"
 #: Evidence kept with an incident (the first measurements and the latest ones).
 MAX_EVIDENCE = 40
-
-
-class NoSuchIncident(RecordError):
-    pass
 
 
 def _incident(r) -> Incident:

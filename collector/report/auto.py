@@ -18,7 +18,7 @@ from typing import Any, Callable
 from .. import registry as reg
 from ..record import Record
 from .config import ReportConfig
-from .errors import NoData, ReportError
+from ..errors import NoData, ReportError
 from .run import VN, build, last_month, write
 
 log = logging.getLogger("linewatch.collector.report")

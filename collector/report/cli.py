@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..record import RecordError
-from .errors import ReportError
+from ..errors import ReportError
 
 EXIT_BAD_REQUEST = 2
 EXIT_FAILED = 1

@@ -9,14 +9,11 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import ReportMailError  # noqa: F401
 from ..notify.text import VN_TZ, clean
 from . import text
 
 MAX_ATTACHMENTS_BYTES = 20 * 1024 * 1024  # most mail servers refuse more than ~25 MB
-
-
-class ReportMailError(Exception):
-    """The report's files are gone or too large: the notice is retried, then expires."""
 
 
 def render(body: dict[str, Any], recipient: str, from_addr: str, now: float, notice_key: str) -> EmailMessage:

@@ -26,7 +26,7 @@ from ..consumer import drain
 from ..record import Record
 from . import text
 from .config import ReportConfig
-from .errors import BadMonth, NoData, UnknownScope
+from ..errors import BadMonth, NoData, UnknownScope
 from .figures import LineInputs, SiteInputs, site_figures
 from .model import Period, Report, SiteFigures, Totals
 
