@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # the `lab` fixture of the shaped-link namespace lab (bandwidth and loss tests)
-pytest_plugins = ["linklab", "pgfixture"]
+pytest_plugins = ["linklab", "pgfixture", "skipguard"]
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
