@@ -9,10 +9,15 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from linewatch.config import Section
+from linewatch.text import printable
 from linewatch.wire import Code, utc_now
 
 from ..errors import LineUnbound
 from ..netif import interface_address
+
+
+#: the wire's limit on an error text
+MAX_ERROR_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,25 @@ class Result:
     error_code: Code | None = None
     error: str | None = None
     measured_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        # Text that came from a far server (an HTTP reason, an OS error, a sponsor's name) may
+        # hold anything; the wire takes printable text only. Escaped here, never dropped later.
+        if self.error is not None:
+            self.error = printable(self.error, MAX_ERROR_CHARS)
+        for k, v in self.data.items():
+            if isinstance(v, str) and not _clean(v):
+                self.data[k] = printable(v)
+
+
+def _clean(s: str) -> bool:
+    if "\x00" in s:
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Probe:

@@ -138,6 +138,16 @@ class DnsProbe(Probe):
         return Result("dns", line.id, data, ok=False, error_code=error_code, error=error)
 
 
+def answer_result(line_id: str, base: dict, reply: DnsReply, elapsed_ms: float, attempt: int) -> Result:
+    """The result of one reply that is ours (right resolver, right id)."""
+    data = {**base, "resolve_ms": round(min(max(elapsed_ms, 0.0), 60_000.0), 3), "rcode": reply.rcode[:16],
+            "answers": min(reply.answers, 1000), "addresses": list(reply.addresses[:16]), "attempts": attempt}
+    if reply.rcode != "NOERROR":
+        return Result("dns", line_id, data, ok=False, error_code=Code.DNS_ERROR,
+                      error=f"resolver {base['resolver']} answered {reply.rcode[:16]} for {base['name']}")
+    return Result("dns", line_id, data)
+
+
 def resolve(line: LineBinding, resolver: str, name: str, cfg: DnsConfig) -> Result:
     """Ask one resolver for one name; retries after a timeout, like a stub resolver."""
     base = {"resolver": resolver, "name": name, "qtype": cfg.qtype, "source": line.describe()}
@@ -174,12 +184,7 @@ def resolve(line: LineBinding, resolver: str, name: str, cfg: DnsConfig) -> Resu
                     continue
                 if src != resolver or reply.qid != qid:
                     continue  # a stray or spoofed packet: not our answer
-                data = {**base, "resolve_ms": round(elapsed_ms, 3), "rcode": reply.rcode, "answers": reply.answers,
-                        "addresses": list(reply.addresses[:16]), "attempts": attempt}
-                if reply.rcode != "NOERROR":
-                    return Result("dns", line.id, data, ok=False, error_code=Code.DNS_ERROR,
-                                  error=f"resolver {resolver} answered {reply.rcode} for {name}")
-                return Result("dns", line.id, data)
+                return answer_result(line.id, base, reply, elapsed_ms, attempt)
         finally:
             sock.close()
     return Result("dns", line.id, {**base, "attempts": cfg.attempts}, ok=False, error_code=Code.UNREACHABLE,

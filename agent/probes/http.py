@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from linewatch.config import ConfigError, Section
-from linewatch.wire import Code
+from linewatch.wire import SCHEMAS, Code
 
 from .base import LineBinding, LineUnbound, Probe, Result, bind_socket
 
@@ -59,6 +59,30 @@ class HttpProbe(Probe):
     def failed(self, line: LineBinding, cfg: HttpConfig, error_code: str, error: str) -> Result:
         return Result("http", line.id, {"url": cfg.urls[0], "source": line.describe()}, ok=False,
                       error_code=error_code, error=error)
+
+
+TIMINGS = ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "total_ms")
+
+
+def judge(line_id: str, url: str, data: dict, status: int, reason: str) -> Result:
+    """The result of one answered request. A status outside 100..599 is not HTTP (a broken or
+    hostile server); a timing the wire cannot carry (a clock that jumped, a server that dribbled
+    its answer for minutes) is left out and said."""
+    data = dict(data)
+    odd = [k for k in TIMINGS if k in data and not 0 <= data[k] <= SCHEMAS["http"][k].hi]
+    for k in odd:
+        del data[k]
+    if not 100 <= status <= 599:
+        data.pop("status_code", None)
+        return Result("http", line_id, data, ok=False, error_code=Code.BAD_ANSWER,
+                      error=f"{url} answered with status {status}, which is not an HTTP status")
+    if odd:
+        return Result("http", line_id, data, ok=False, error_code=Code.TIMEOUT,
+                      error=f"{url} took too long or the clock jumped (left out: {', '.join(odd)})")
+    if status >= 400:
+        return Result("http", line_id, data, ok=False, error_code=Code.HTTP_ERROR,
+                      error=f"{url} answered HTTP {status} {reason}")
+    return Result("http", line_id, data)
 
 
 def fetch(line: LineBinding, url: str, cfg: HttpConfig) -> Result:
@@ -125,8 +149,6 @@ def fetch(line: LineBinding, url: str, cfg: HttpConfig) -> Result:
             return fail(Code.BAD_ANSWER, f"{host} broke off the answer: {e or type(e).__name__}")
         finally:
             conn.close()
-        if resp.status >= 400:
-            return fail(Code.HTTP_ERROR, f"{url} answered HTTP {resp.status} {resp.reason}")
-        return Result("http", line.id, data)
+        return judge(line.id, url, data, resp.status, resp.reason)
     finally:
         sock.close()

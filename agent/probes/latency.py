@@ -123,14 +123,23 @@ def measure(line: LineBinding, target: Target, cfg: LatencyConfig) -> Result:
         except LineUnbound as e:
             return Result("latency", line.id, {**base, "method": method, "sent": 0, "received": 0},
                           ok=False, error_code=Code.LINE_UNBOUND, error=str(e))
-        data = {**base, "method": method, **icmp.summarize(sent, rtts)}
-        if not rtts:
-            reason = err or f"no reply from {addr} to {sent} probes within {cfg.timeout_s:g} s"
-            return Result("latency", line.id, data, ok=False, error_code=Code.UNREACHABLE, error=reason)
-        return Result("latency", line.id, data)
+        return burst_result(line.id, base, method, sent, rtts, cfg.timeout_s, err, addr)
     return Result("latency", line.id, {**base, "method": cfg.method if cfg.method != "auto" else "tcp-connect",
                                        "sent": 0, "received": 0},
                   ok=False, error_code=Code.METHOD_UNAVAILABLE, error=last_unavailable)
+
+
+def burst_result(line_id: str, base: dict, method: str, sent: int, rtts: list[float], timeout_s: float,
+                 err: str, addr: str) -> Result:
+    """The result of one burst. A round trip outside 0..timeout_s (a clock that jumped, a PC that
+    slept mid-burst) is not a reply in time: it counts as lost, never as a 3-hour RTT."""
+    kept = [r for r in rtts if 0 <= r <= timeout_s * 1000]
+    sent = max(sent, len(kept))
+    data = {**base, "method": method, **icmp.summarize(sent, kept)}
+    if not kept:
+        reason = err or f"no reply from {addr} to {sent} probes within {timeout_s:g} s"
+        return Result("latency", line_id, data, ok=False, error_code=Code.UNREACHABLE, error=reason)
+    return Result("latency", line_id, data)
 
 
 def _burst_icmp(line: LineBinding, addr: str, cfg: LatencyConfig, raw: bool) -> tuple[list[float], int, str]:
