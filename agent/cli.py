@@ -150,20 +150,9 @@ def _fmt(v: object) -> str:
 
 
 def _figures(r: Result) -> str | None:
-    """The headline numbers of the non-latency kinds, for the clerk reading the table."""
-    d = r.data
-    if r.kind == "bandwidth" and ("download_mbps" in d or "upload_mbps" in d):
-        return (f"down {_fmt(d.get('download_mbps'))} / up {_fmt(d.get('upload_mbps'))} Mbit/s, "
-                f"{d.get('bytes', 0) / 1e6:.1f} MB")
-    if r.kind == "dns" and "resolve_ms" in d:
-        return f"{d['resolve_ms']:.1f} ms {d.get('rcode', '')}"
-    if r.kind == "reach":
-        rtt = f", rtt {d['rtt_ms']:.1f} ms" if d.get("rtt_ms") is not None else ""
-        gw = f", gateway {d['gateway']} {'answers' if d['gateway_ok'] else 'silent'}" if "gateway_ok" in d else ""
-        return f"{d['state']}, {d['lost']}/{d['sent']} lost{rtt}{gw}"
-    if r.kind == "http" and "status_code" in d:
-        return f"HTTP {d['status_code']}, first byte {_fmt(d.get('ttfb_ms'))} ms"
-    return None
+    """The probe's own headline figures, for the clerk reading the table."""
+    probe = REGISTRY.get(r.kind)
+    return probe.summary(r.data) if probe else None
 
 
 def format_table(results: list[Result]) -> str:

@@ -4,6 +4,9 @@ process, an aiosmtpd SMTP server that stamps X-Received-At on every mail it acce
 
     ./dev bench incidents [--trials 10] [--sites 50] [--skip-slow] [--skip-storm] [--keep]
 
+Longer than 400 lines on purpose: a benchmark script that builds, drives and measures a whole
+province; each scenario is a function, run in order, printed as one table.
+
 Three figures, each in a fresh province (root; builds its own namespaces):
 
 1. Blackhole -> email at the operator's SMTP server. One office with fiber + TSLCD (the agent

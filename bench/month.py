@@ -3,6 +3,9 @@
     ./dev bench month [--communes 150] [--days 30] [--backends sqlite,postgresql]
     ./dev bench month --communes 10 --days 3          # a quick run (seconds)
 
+Longer than 400 lines on purpose: the traffic generator and its measurement are one script a
+reader follows top to bottom; the generator is not used anywhere else.
+
 Synthetic but realistic traffic of N communes, each with one agent and the two lines of
 agent/example-agent.toml at the default schedule (300 s probe intervals, bandwidth once a day
 in the 01:00-05:00 window, heartbeat every 60 s):

@@ -276,7 +276,7 @@ def security_command(args, cfg: collector_config.CollectorConfig, registry) -> i
     import tomllib
     from pathlib import Path
 
-    from . import security
+    from . import enrol as enrolment, security
 
     sec = cfg.security
     collector_user = cfg.mqtt.username or "linewatch-collector"
@@ -311,7 +311,7 @@ def security_command(args, cfg: collector_config.CollectorConfig, registry) -> i
         if not host:
             raise ConfigError("say which name agents use to reach the broker: --broker-host NAME "
                               "(or set [security] broker_host in the collector config)")
-        res = security.enrol(registry, site_code=args.site, agent_id=args.agent_id, broker_host=host,
+        res = enrolment.enrol(registry, site_code=args.site, agent_id=args.agent_id, broker_host=host,
                              broker_port=args.broker_port or sec.broker_port, broker_dir=sec.broker_dir,
                              out_dir=Path(args.out), collector_user=collector_user,
                              install_dir=Path(args.install_dir), state_dir=args.state_dir,

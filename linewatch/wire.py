@@ -15,6 +15,10 @@ line, seq, measured_at, ok, error_code, error) and a ``data`` object whose field
 carry their units (``rtt_median_ms``, ``loss_pct``, ``download_mbps``). ``docs/wire.md``
 shows an example of every kind.
 
+Longer than 400 lines on purpose: the schema table of every kind is the contract, and one
+table read top to bottom is what keeps agent and collector from drifting (the checks, the
+error codes and the commands live beside it in wire_checks, wire_codes, wire_commands).
+
 Two kinds of bad news are kept apart, as RIPE Atlas' sagan does:
   * :class:`MalformedMessage` -- the *input* is broken (bad JSON, wrong schema, a field of the
     wrong type). The collector counts it, logs the reason and drops it.
@@ -112,6 +116,18 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         # the line's state file was damaged (set aside, budget count restarted) or could not be saved
         "state_note": Str(max_len=300, optional=True),
         "source": Str(optional=True),
+        # what asked for the test: a calendar (office hours, the night window, every interval_s)
+        # or a person (an on-demand command, `linewatch-agent probe`); absent from older agents
+        "schedule": Str(choices=("office", "night", "interval", "manual"), optional=True),
+        # scheduled slots since the previous scheduled test that did not run: given up (computer
+        # off, agent stopped) / skipped so the month's data budget lasts
+        "slots_missed": Num(0, 100_000, integer=True, optional=True),
+        "slots_skipped_budget": Num(0, 100_000, integer=True, optional=True),
+        # this computer's network card during the test: its name, the other traffic on it (not the
+        # test's), and whether that was more than the agent's nic_busy_pct of the test's bytes
+        "nic": Str(max_len=64, optional=True),
+        "nic_other_mbps": Num(0, 1_000_000, optional=True),
+        "nic_busy": Bool(optional=True),
     },
     "dns": {
         "resolver": Str(max_len=64),

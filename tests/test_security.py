@@ -25,7 +25,7 @@ from linewatch import wire
 from linewatch.collector import cli as collector_cli
 from linewatch.collector import config as collector_config
 from linewatch.collector import registry as registry_mod
-from linewatch.collector import security
+from linewatch.collector import enrol as enrolment, security
 from linewatch.collector.ingest import Ingestor
 from linewatch.collector.mqtt import Subscriber
 from linewatch.collector.record import EventFilter, open_record
@@ -111,19 +111,19 @@ def test_enrol_refuses_with_the_fix_instead_of_guessing(tmp_path):
     broker_dir = tmp_path / "broker"
     kw = dict(broker_host="linewatch.tinh.example", broker_dir=broker_dir, collector_user="linewatch-collector")
     with pytest.raises(ConfigError, match="init-ca"):
-        security.enrol(REGISTRY, site_code="21584", agent_id="ag-21584", out_dir=tmp_path / "o0", **kw)
+        enrolment.enrol(REGISTRY, site_code="21584", agent_id="ag-21584", out_dir=tmp_path / "o0", **kw)
     security.init_ca(tmp_path / "ca", broker_dir, ["linewatch.tinh.example"])
     with pytest.raises(ConfigError) as e:
-        security.enrol(REGISTRY, site_code="21583", agent_id="ag-21583-02", out_dir=tmp_path / "o1", **kw)
+        enrolment.enrol(REGISTRY, site_code="21583", agent_id="ag-21583-02", out_dir=tmp_path / "o1", **kw)
     assert 'agents = ["ag-21583", "ag-21583-02"]' in str(e.value), "says exactly which line to write"
     with pytest.raises(ConfigError, match="listed under site 21584"):
-        security.enrol(REGISTRY, site_code="21583", agent_id="ag-21584", out_dir=tmp_path / "o2", **kw)
+        enrolment.enrol(REGISTRY, site_code="21583", agent_id="ag-21584", out_dir=tmp_path / "o2", **kw)
     with pytest.raises(ConfigError, match="--bind fiber=.* --bind tslcd="):
-        security.enrol(REGISTRY, site_code="21583", agent_id="ag-21583", out_dir=tmp_path / "o3", **kw)
+        enrolment.enrol(REGISTRY, site_code="21583", agent_id="ag-21583", out_dir=tmp_path / "o3", **kw)
     with pytest.raises(ConfigError, match="not in the registry"):
-        security.enrol(REGISTRY, site_code="99999", agent_id="ag-9", out_dir=tmp_path / "o4", **kw)
+        enrolment.enrol(REGISTRY, site_code="99999", agent_id="ag-9", out_dir=tmp_path / "o4", **kw)
     assert not (broker_dir / security.PASSWORD_FILE).exists(), "nothing written by a refused enrolment"
-    res = security.enrol(REGISTRY, site_code="21583", agent_id="ag-21583", out_dir=tmp_path / "o5",
+    res = enrolment.enrol(REGISTRY, site_code="21583", agent_id="ag-21583", out_dir=tmp_path / "o5",
                          bind=["fiber=192.168.1.10", "tslcd=eth1"], **kw)
     doc = tomllib.loads(res.agent_toml.read_text())
     assert doc["mqtt"] | {"password_file": None} == {
@@ -137,7 +137,7 @@ def test_enrol_refuses_with_the_fix_instead_of_guessing(tmp_path):
     assert security.check_password(stored["ag-21583"], password)
     assert res.password_file.stat().st_mode & 0o077 == 0, "the password is readable by its owner only"
     with pytest.raises(ConfigError, match="--replace"):
-        security.enrol(REGISTRY, site_code="21583", agent_id="ag-21583", out_dir=tmp_path / "o6",
+        enrolment.enrol(REGISTRY, site_code="21583", agent_id="ag-21583", out_dir=tmp_path / "o6",
                        bind=["fiber=192.168.1.10", "tslcd=eth1"], **kw)
 
 
@@ -509,7 +509,8 @@ def test_enrol_refuses_a_target_the_agent_would_reject_and_says_why_without_writ
     r = subprocess.run(
         [__import__("sys").executable, "-m", "linewatch.collector.cli", "-c", str(p.cfg_path), "enrol",
          "--site", "21583", "--agent-id", "ag-21583", "--out", str(out), "--install-dir", str(out),
-         "--bind", "fiber=127.0.0.1", "--bind", "tslcd=127.0.0.1", "--target", "fiber=tcp:dichvucong.gov.vn:notaport"],
+         "--bind", "fiber=127.0.0.1", "--bind", "tslcd=127.0.0.1", "--target", "fiber=tcp:dichvucong.gov.vn:notaport",
+         "--replace"],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "the agent config this would write is not valid" in r.stderr and "notaport" in r.stderr, r.stderr

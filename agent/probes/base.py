@@ -130,6 +130,11 @@ class Probe:
         command that expired): still carries the kind's required fields."""
         raise NotImplementedError
 
+    def summary(self, data: dict[str, Any]) -> str | None:
+        """The headline figures of one result for the clerk reading ``linewatch-agent probe``
+        (beyond the latency columns every table has), or None."""
+        return None
+
     def due(self, line: LineBinding, cfg: Any) -> bool:
         """Whether a scheduled round should run now. Probes with their own calendar (the
         bandwidth test's daily window) say no between their slots; manual runs ignore it."""

@@ -132,6 +132,9 @@ class DnsProbe(Probe):
     def run(self, line: LineBinding, cfg: DnsConfig) -> list[Result]:
         return [resolve(line, r, n, cfg) for r in cfg.resolvers for n in cfg.names]
 
+    def summary(self, data: dict) -> str | None:
+        return f"{data['resolve_ms']:.1f} ms {data.get('rcode', '')}" if "resolve_ms" in data else None
+
     def failed(self, line: LineBinding, cfg: DnsConfig, error_code: str, error: str) -> Result:
         data = {"resolver": cfg.resolvers[0], "name": cfg.names[0], "qtype": cfg.qtype, "attempts": 0,
                 "source": line.describe()}

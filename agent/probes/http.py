@@ -56,6 +56,12 @@ class HttpProbe(Probe):
     def run(self, line: LineBinding, cfg: HttpConfig) -> list[Result]:
         return [fetch(line, u, cfg) for u in cfg.urls]
 
+    def summary(self, data: dict) -> str | None:
+        if "status_code" not in data:
+            return None
+        ttfb = data.get("ttfb_ms")
+        return f"HTTP {data['status_code']}, first byte {'-' if ttfb is None else f'{ttfb:.1f}'} ms"
+
     def failed(self, line: LineBinding, cfg: HttpConfig, error_code: str, error: str) -> Result:
         return Result("http", line.id, {"url": cfg.urls[0], "source": line.describe()}, ok=False,
                       error_code=error_code, error=error)

@@ -106,6 +106,12 @@ class ReachProbe(Probe):
     def run(self, line: LineBinding, cfg: ReachConfig) -> list[Result]:
         return [one_shot(line, cfg)]
 
+    def summary(self, data: dict) -> str | None:
+        rtt = f", rtt {data['rtt_ms']:.1f} ms" if data.get("rtt_ms") is not None else ""
+        gw = (f", gateway {data['gateway']} {'answers' if data['gateway_ok'] else 'silent'}"
+              if "gateway_ok" in data else "")
+        return f"{data['state']}, {data['lost']}/{data['sent']} lost{rtt}{gw}"
+
     def failed(self, line: LineBinding, cfg: ReachConfig, error_code: str, error: str) -> Result:
         now = format_time(utc_now())
         data = {"method": "tcp-connect" if cfg.method == "tcp" else "icmp-raw", "target": cfg.target or "",

@@ -3,6 +3,9 @@ CÔNG NGHỆ THÔNG TIN" (seed 000's columns, in order) with the measured figure
 operators' lines, the units that fall short, completeness, incidents, the basis of every figure
 and notes. ``operator="VNPT"`` writes the operator's own workbook (its lines only).
 
+Longer than 400 lines on purpose: one renderer per output format, and the form's sheets share
+its named styles and column helpers; their wording is in text.py.
+
 Numbers are real numbers (computable) with a number format; a missing figure is an empty cell,
 never 0. Times are text in Vietnam time (``14:05 23/11/2026``), everywhere. Every word comes from
 text.py. Text is never a formula: unit names come from a registry file an office edits.
