@@ -83,7 +83,7 @@ def build_command(*, agent_id: str, province: str, site: str, line: str, probe: 
 
 def parse_command(topic: str, payload: bytes, now: datetime | None = None) -> Command:
     """Check a command as the agent receives it. Raises MalformedMessage (and nothing else)."""
-    from .wire import ID_RE, parse_topic, utc_now
+    from .wire import ID_RE, parse_topic
     if not isinstance(payload, (bytes, bytearray)) or len(payload) > MAX_COMMAND_BYTES:
         raise MalformedMessage("too_large", f"a command is at most {MAX_COMMAND_BYTES} bytes")
     t = parse_topic(topic)

@@ -15,7 +15,7 @@ VictoriaMetrics names a series ``<measurement>_<field>`` and turns tags into lab
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 

@@ -165,7 +165,7 @@ def _latency(st: dict[str, Any], e: Event, line: Line, p: Policy) -> list[Signal
             out.append(Signal("clear", "line_down", e.at, evidence=[row(e)]))
     if not e.ok or e.data.get("rtt_avg_ms") is None:
         return out
-    rtt, loss = float(e.data["rtt_avg_ms"]), float(e.data.get("loss_pct") or 0.0)
+    rtt = float(e.data["rtt_avg_ms"])
     sent = int(e.data.get("sent") or 0)
     lost = max(0, sent - int(e.data.get("received") or 0))
     high = rtt > th.max_latency_ms

@@ -147,7 +147,7 @@ def quantile(stat: list[Any], q: float) -> float | None:
     """The q-quantile (0..1) of one field's histogram; exact at the ends (min, max)."""
     if not stat or stat[0] == 0 or len(stat) < 5:
         return None
-    n, _sum, lo, hi, hist = stat[0], stat[1], stat[2], stat[3], stat[4]
+    n, lo, hi, hist = stat[0], stat[2], stat[3], stat[4]
     if q <= 0:
         return lo
     if q >= 1:
