@@ -57,3 +57,70 @@ def tcp_bytes(sock: socket.socket, upload: bool) -> int | None:
     if len(info) < off + 8:
         return None
     return struct.unpack_from("=Q", info, off)[0]
+
+
+# ----------------------------------------------------------------------------- which card, how busy
+def _psutil():
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil
+
+
+def nic_of_address(address: str) -> str | None:
+    """The network card holding ``address``: the one with exactly that address, else the only
+    one whose network contains it (127.0.0.9 is on the loopback's 127.0.0.0/8). None if psutil
+    is missing or no card (or more than one) fits: never a guess."""
+    import ipaddress
+    psutil = _psutil()
+    if psutil is None:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    holders: list[str] = []
+    for nic, addrs in psutil.net_if_addrs().items():
+        for a in addrs:
+            if a.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                own = ipaddress.ip_address(a.address.split("%")[0])
+            except ValueError:
+                continue
+            if own == ip:
+                return nic
+            try:
+                if a.netmask and ip in ipaddress.ip_interface(f"{own}/{a.netmask}").network:
+                    holders.append(nic)
+            except ValueError:
+                continue
+    return holders[0] if len(set(holders)) == 1 else None
+
+
+def route_source(host: str, port: int = 9) -> str | None:
+    """The address this computer would send from to reach ``host`` (an IP address): a UDP
+    socket's connect() only looks the route up, it sends nothing. None if there is no route."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((host, port))
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
+def nic_counters(nic: str) -> tuple[int, int, bool] | None:
+    """(bytes, packets, is_loopback) the card has sent and received since boot, both directions
+    summed; None if psutil is missing or there is no such card. A loopback card counts every
+    byte twice (sent and received)."""
+    psutil = _psutil()
+    if psutil is None:
+        return None
+    c = psutil.net_io_counters(pernic=True).get(nic)
+    if c is None:
+        return None
+    stats = psutil.net_if_stats().get(nic)
+    loop = "loopback" in (getattr(stats, "flags", "") or "") or nic == "lo"
+    return c.bytes_sent + c.bytes_recv, c.packets_sent + c.packets_recv, loop

@@ -183,11 +183,15 @@ def test_probe_tables_parse_from_the_agent_config_and_typos_are_named(tmp_path):
                      "http": {"urls": ["https://dichvucong.gov.vn/"]}}]}
     cfg = agent_config.parse(doc)
     b = cfg.lines[0].probes["bandwidth"]
-    assert b.state_dir == tmp_path and b.window == calendar.Window.parse("01:00-05:00") and b.streams == 4
+    assert b.state_dir == tmp_path and b.schedule == "night" and b.streams == 4
+    assert b.plan.per_day == 1 and b.plan.week == (((calendar.Window.parse("01:00-05:00"),),) * 7), \
+        'an existing config with window = "01:00-05:00" keeps meaning once a night'
     every = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201", "window": ""}, "x"))
-    assert every.window is None, 'window = "" runs every interval_s'
-    nightly = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201"}, "x"))
-    assert nightly.window == calendar.Window.parse("01:00-05:00"), "by default once a night, not every interval"
+    assert every.plan is None and every.schedule == "interval" and every.interval_s == 600, \
+        'window = "" runs every interval_s'
+    office = REGISTRY["bandwidth"].parse_config(Section({"method": "iperf3", "target": "h:5201"}, "x"))
+    assert office.schedule == "office" and office.plan.per_day == 4, "by default several tests in office hours"
+    assert office.interval_s == 60, "the calendar is looked at every minute, so slots start on time"
     bad = [({"method": "linewatch", "target": "10.52.0.5"}, "must be the speed server's address"),
            ({"method": "iperf3", "target": "10.52.0.5"}, "HOST:PORT of an iperf3 server"),
            ({"method": "linewatch", "target": "http://x:1", "window": "1-5"}, "must look like \"01:00-05:00\""),
@@ -251,25 +255,28 @@ def test_iperf3_json_recorded_on_a_20_mbit_tbf_link_is_summarised():
         iperf3.parse_iperf3("iperf3: error - the server is busy running a test")
 
 
-def test_each_line_tests_once_a_day_at_its_own_random_slot_inside_the_window():
-    w = calendar.Window.parse("23:00-03:00")  # across midnight
+def test_each_line_tests_once_a_night_at_its_own_random_slot_inside_the_window():
+    plan = calendar.Plan("night", 1, ((calendar.Window.parse("23:00-03:00"),),) * 7)  # across midnight
     day = date(2026, 3, 10)
-    slots = [calendar.slot_for_day(day, w, f"site-{i}") for i in range(150)]
+    slots = [plan.slots(day, f"site-{i}")[0][0] for i in range(150)]
     start = datetime(2026, 3, 10, 23, 0)
     assert all(start <= s < start + timedelta(hours=4) for s in slots)
     hours = {(s - start).seconds // 3600 for s in slots}
     assert hours == {0, 1, 2, 3}, "150 sites spread over all four hours of the window"
     slot = slots[0]
-    assert calendar.due_slot(slot - timedelta(minutes=1), w, "site-0", None) is None
-    assert calendar.due_slot(slot + timedelta(minutes=1), w, "site-0", None) == slot
-    assert calendar.due_slot(slot + timedelta(minutes=2), w, "site-0", slot + timedelta(minutes=1)) is None, "ran already"
-    assert calendar.due_slot(start + timedelta(hours=5), w, "site-0", None) is None, "window closed: wait for tomorrow"
-    assert calendar.slot_for_day(day, w, "site-0") == slot, "a restart keeps the same slot"
+    handled = slot - timedelta(days=1)  # yesterday's slot ran
+    assert calendar.decide(plan, "site-0", slot - timedelta(minutes=1), handled).run is None
+    assert calendar.decide(plan, "site-0", slot + timedelta(minutes=1), handled).run == slot
+    assert calendar.decide(plan, "site-0", slot + timedelta(minutes=2), slot).run is None, "ran already"
+    late = calendar.decide(plan, "site-0", start + timedelta(hours=5), handled)
+    assert late.run is None and late.missed == 1, "window closed: given up, counted, wait for tomorrow"
+    assert plan.slots(day, "site-0")[0][0] == slot, "a restart keeps the same slot"
 
 
 def test_the_probe_is_due_only_at_its_slot_and_keeps_its_seed_in_the_state_folder(tmp_path):
-    cfg = bw.BandwidthConfig(method="linewatch", target="http://127.0.0.1:1", window=calendar.Window.parse("01:00-02:00"),
-                             state_dir=tmp_path)
+    night = calendar.Plan("night", 1, ((calendar.Window.parse("01:00-02:00"),),) * 7)
+    cfg = bw.BandwidthConfig(method="linewatch", target="http://127.0.0.1:1", plan=night, state_dir=tmp_path,
+                             clock=None)
     probe = REGISTRY["bandwidth"]
     assert not probe.due(LINE, cfg, now=datetime(2026, 3, 10, 0, 30))
     seed = json.loads((tmp_path / "bandwidth-fiber.json").read_text())["seed"]
@@ -354,7 +361,8 @@ def test_the_agent_skips_bandwidth_rounds_outside_the_window_and_runs_them_witho
         return Agent(agent_config.parse({
             "agent": {"id": "ag-1", "province": "52", "site": "21583", "state_dir": str(tmp_path / window)},
             "line": [{"id": "fiber", "source_address": "127.0.0.9",
-                      "bandwidth": {"method": "linewatch", "target": f"http://127.0.0.1:{port}", "window": window}}]}))
+                      "bandwidth": {"method": "linewatch", "target": f"http://127.0.0.1:{port}", "window": window,
+                                    "utc_offset": "local"}}]}))
 
     for window, expected in ((window, 0), ("", 1)):
         agent = agent_for(window)
@@ -362,6 +370,9 @@ def test_the_agent_skips_bandwidth_rounds_outside_the_window_and_runs_them_witho
             line = agent.cfg.lines[0]
             agent._probe_job(line, "bandwidth", line.probes["bandwidth"])()
             assert agent.outbox.depth() == expected and agent.probe_errors == 0, f"window {window!r}"
+            if expected:
+                [msg] = agent.outbox.pending(10)
+                assert json.loads(msg.payload)["data"]["schedule"] == "interval", "says which schedule ran it"
         finally:
             agent.scheduler.stop()
             agent.outbox.close()
