@@ -7,8 +7,9 @@ Longer than 400 lines on purpose: the traffic generator and its measurement are 
 reader follows top to bottom; the generator is not used anywhere else.
 
 Synthetic but realistic traffic of N communes, each with one agent and the two lines of
-agent/example-agent.toml at the default schedule (300 s probe intervals, bandwidth once a day
-in the 01:00-05:00 window, heartbeat every 60 s):
+agent/example-agent.toml at its schedule before issue 12 (300 s probe intervals, bandwidth once a
+day in the 01:00-05:00 window -- today 4 per working day in office hours, 0.2 % more messages --,
+heartbeat every 60 s):
 
     line "vnpt-fiber" (internet): latency 2 targets, dns 2 resolvers x 1 name, http 3 URLs,
                                   bandwidth (speedtest) 1/day           -> 2017 messages/day
