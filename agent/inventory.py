@@ -1,9 +1,11 @@
-"""Host inventory with psutil: what this computer is (CPU, RAM, disk, OS, boot time) and
-how its network cards are doing (link speed, errors, drops). Local reads only."""
+"""Host inventory with psutil: what this computer is (CPU, RAM, disk, OS, boot time), whether
+it counts as one of the office's computers, and how its network cards are doing (link speed,
+errors, drops). Local reads only."""
 from __future__ import annotations
 
 import platform
 import socket
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,79 @@ def interfaces() -> list[dict[str, Any]]:
     return out[:64]
 
 
+ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv6l", "armhf", "arm")
+# /sys/class/dmi/id/chassis_type (SMBIOS 3.x, 7.4.1)
+LAPTOP_CHASSIS = frozenset({8, 9, 10, 11, 14, 30, 31, 32})
+DESKTOP_CHASSIS = frozenset({3, 4, 5, 6, 7, 13, 15, 16, 24, 34, 35, 36})
+SERVER_CHASSIS = frozenset({17, 23, 25, 28, 29})
+VIRTUAL_PRODUCTS = ("virtualbox", "vmware", "kvm", "qemu", "bochs", "virtual machine", "hvm domu", "xen",
+                    "standard pc (", "openstack", "google compute engine", "amazon ec2", "parallels")
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What this computer says about itself, read by :func:`host_facts`."""
+    system: str                     # platform.system(): Linux, Windows, Darwin
+    machine: str                    # platform.machine(): x86_64, AMD64, aarch64, ...
+    board: str | None = None        # /proc/cpuinfo or device-tree model ("Raspberry Pi 4 Model B Rev 1.4")
+    chassis_type: int | None = None  # DMI chassis type
+    product: str | None = None      # DMI vendor + product name
+    hypervisor: bool = False        # Linux: the CPU runs under a hypervisor (a guest)
+    battery: bool | None = None     # a battery is fitted (None: cannot tell)
+
+
+def judge_computer(f: HostFacts) -> tuple[bool, str, str]:
+    """(counted as a computer, kind, why) -- the agent's own word on its computer, which the
+    collector counts as one of the office's computers when it says so. Not counted: a
+    single-board computer on ARM Linux (a Raspberry Pi is the probe box, not a staff PC), a
+    virtual machine (its host PC answers the LAN sweep itself), a server."""
+    arm = f.machine.lower() in ARM_MACHINES
+    what = f"{f.machine} {f.system}".strip()
+    if arm and f.system == "Linux":
+        return False, "single_board", f"{f.board or 'ARM single-board computer'}: a probe box, not a staff computer"
+    product = (f.product or "").lower()
+    if any(v in product for v in VIRTUAL_PRODUCTS) or (f.system == "Linux" and f.hypervisor):
+        return False, "virtual_machine", (f"virtual machine ({f.product or 'hypervisor flag'}): its host computer "
+                                          f"answers the LAN sweep itself")
+    if f.chassis_type in SERVER_CHASSIS:
+        return False, "server", f"{what} server (chassis type {f.chassis_type}), not a staff computer"
+    if f.chassis_type in LAPTOP_CHASSIS or (f.chassis_type not in DESKTOP_CHASSIS and f.battery):
+        return True, "laptop", f"{what} laptop" + (f" (chassis type {f.chassis_type})" if f.chassis_type else
+                                                     " (has a battery)")
+    return True, "desktop", f"{what} desktop" + (f" (chassis type {f.chassis_type})" if f.chassis_type else "")
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00 \n") or None
+    except OSError:
+        return None
+
+
+def host_facts() -> HostFacts:
+    system, machine = platform.system(), platform.machine()
+    board = _read("/proc/device-tree/model") or (cpu_model() if machine.lower() in ARM_MACHINES else None)
+    chassis = _read("/sys/class/dmi/id/chassis_type")
+    product = " ".join(p for p in (_read("/sys/class/dmi/id/sys_vendor"), _read("/sys/class/dmi/id/product_name"))
+                       if p) or None
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    hypervisor = any(line.startswith("flags") and " hypervisor" in line for line in cpuinfo.splitlines())
+    battery = None
+    try:
+        import psutil
+        battery = psutil.sensors_battery() is not None if hasattr(psutil, "sensors_battery") else None
+    except (ImportError, OSError, RuntimeError):
+        pass
+    return HostFacts(system, machine, board, int(chassis) if chassis and chassis.isdigit() else None, product,
+                     hypervisor, battery)
+
+
+def this_computer() -> dict[str, Any]:
+    """The fields both the inventory and the lan summary carry about this computer."""
+    counted, kind, why = judge_computer(host_facts())
+    return {"counted_as_computer": counted, "computer_kind": kind, "computer_why": why[:200]}
+
+
 def collect(disk_path: str = "/") -> Result:
     import psutil
 
@@ -103,5 +178,6 @@ def collect(disk_path: str = "/") -> Result:
         "disk_free_gb": round(disk.free / 1e9, 2),
         "boot_time": format_time(datetime.fromtimestamp(psutil.boot_time(), timezone.utc)),
         "interfaces": interfaces(),
+        **this_computer(),
     }
     return Result("inventory", None, {k: v for k, v in data.items() if v is not None})

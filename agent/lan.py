@@ -17,6 +17,7 @@ from linewatch.wire import Code, format_time, utc_now
 from .config import LanConfig
 from .discovery import state as sweep_state
 from .discovery.subnets import IfAddr, SweepTarget, plan
+from .inventory import this_computer
 from .probes import Result
 
 log = logging.getLogger("linewatch.agent.lan")
@@ -37,22 +38,53 @@ def local_addresses() -> list[IfAddr]:
     return out
 
 
+def own_identity(addrs: list[IfAddr]) -> dict[str, list[str]]:
+    """This computer's MACs and IPv4 addresses, which a sweep never reports as another host:
+    this computer is counted once, as itself (``this_computer``). A guard: Linux does not
+    answer an ARP request sent from its own address, even on a second card on the same LAN."""
+    macs: list[str] = []
+    try:
+        import psutil
+
+        for nic in psutil.net_if_addrs().values():
+            macs += [a.address.lower().replace("-", ":") for a in nic if a.family == psutil.AF_LINK and a.address]
+    except (ImportError, OSError):
+        pass
+    return {"macs": sorted(set(m for m in macs if m != "00:00:00:00:00:00")),
+            "ips": sorted({a.address for a in addrs})}
+
+
 def child_timeout(targets: list[SweepTarget], cfg: LanConfig) -> float:
     addresses = sum(t.network.num_addresses for t in targets)
     return addresses / cfg.rate_pps * 2 + cfg.timeout_s * len(targets) + 60
 
 
-def run_sweep(targets: list[SweepTarget], cfg: LanConfig) -> dict[str, Any]:
-    spec = {"targets": [{"cidr": t.cidr, "interface": t.interface, "source": t.source} for t in targets],
-            "rate_pps": cfg.rate_pps, "timeout_s": cfg.timeout_s, "method": cfg.method, "names": cfg.names}
+def sweep_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     r = subprocess.run([sys.executable, "-m", "linewatch.agent.discovery.sweep", json.dumps(spec)],
-                       capture_output=True, text=True, timeout=child_timeout(targets, cfg))
+                       capture_output=True, text=True, timeout=timeout_s)
     try:
         out = json.loads(r.stdout)
     except ValueError:
         raise RuntimeError(f"sweep process failed (exit {r.returncode}): {r.stderr.strip()[-400:]}") from None
     if "error" in out:
         raise RuntimeError(out["error"])
+    return out
+
+
+def run_sweep(targets: list[SweepTarget], cfg: LanConfig, own: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """One sweep in a child process; the result says, beside the hosts, what this computer is
+    (``this_computer``: counted as a computer or not, and why) and a note saying it."""
+    if own is None:
+        own = own_identity(local_addresses())
+    # "ports": the TCP port probe of unsure hosts (discovery/probe.py) stays off until [lan]
+    # has a setting for it: connects to 445/3389 can look like a port scan to endpoint security.
+    spec = {"targets": [{"cidr": t.cidr, "interface": t.interface, "source": t.source} for t in targets],
+            "rate_pps": cfg.rate_pps, "timeout_s": cfg.timeout_s, "method": cfg.method, "names": cfg.names,
+            "ports": False, "own": own}
+    out = sweep_child(spec, child_timeout(targets, cfg))
+    me = out["this_computer"] = this_computer()
+    out["notes"] = [f"this computer: {'counted as a computer' if me['counted_as_computer'] else 'not counted'}"
+                    f" -- {me['computer_why']}"] + list(out.get("notes") or [])
     return out
 
 
@@ -67,7 +99,8 @@ class LanJob:
 
     def __call__(self, record: Callable[[Result], object]) -> None:
         cfg = self.cfg
-        targets, skipped = plan(self.addresses(), list(cfg.subnets), max_prefix=cfg.max_prefix,
+        addrs = self.addresses()
+        targets, skipped = plan(addrs, list(cfg.subnets), max_prefix=cfg.max_prefix,
                                 allow_wide=cfg.allow_wide, interfaces=list(cfg.interfaces) or None)
         base: dict[str, Any] = {"subnets": [{"cidr": t.cidr, "interface": t.interface} for t in targets],
                                 "missed_sweeps_before_gone": cfg.missed_sweeps_before_gone}
@@ -80,7 +113,7 @@ class LanJob:
                           if skipped else "this computer has no IPv4 LAN address", measured_at=measured_at))
             return
         try:
-            out = run_sweep(targets, cfg)
+            out = run_sweep(targets, cfg, own_identity(addrs))
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             # Not a sweep that saw nobody: it must not count as a miss for any host.
             record(Result("lan", None, {**base, "method": "none"}, ok=False, error_code=Code.SWEEP_FAILED,
@@ -89,10 +122,13 @@ class LanJob:
         new, changes = sweep_state.apply_sweep(self.state, out["hosts"], format_time(measured_at),
                                                cfg.missed_sweeps_before_gone)
         by_class = Counter(k.device_class for k in new.hosts.values())
+        me = out["this_computer"]
+        # computers: the hosts found that are surely computers, plus this one when it counts
         data = {**base, "method": out["method"], "sweep_no": new.sweeps, "sweep_s": out["sweep_s"],
                 "hosts_seen": len(out["hosts"]), "hosts_known": len(new.hosts), "by_class": dict(by_class),
-                "computers": by_class.get("computer", 0),
-                "appeared": [k.wire() for k in changes.appeared], "gone": [k.wire() for k in changes.gone]}
+                "computers": by_class.get("computer", 0) + int(me["counted_as_computer"]), **me,
+                "appeared": [k.wire() for k in changes.appeared] + [k.wire(update=True) for k in changes.updated],
+                "gone": [k.wire() for k in changes.gone]}
         if missing := sorted(m for m, k in new.hosts.items() if k.missed):
             data["missing"] = missing  # lets the collector keep last_seen right for everyone else
         if out.get("notes"):
@@ -102,8 +138,8 @@ class LanJob:
         record(Result("lan", None, data, measured_at=measured_at))
         sweep_state.save(self.state_path, new)
         self.state = new
-        log.info("LAN sweep %d (%s): %d hosts, %d appeared, %d gone", new.sweeps, out["method"],
-                 len(out["hosts"]), len(changes.appeared), len(changes.gone))
+        log.info("LAN sweep %d (%s): %d hosts, %d appeared, %d updated, %d gone", new.sweeps, out["method"],
+                 len(out["hosts"]), len(changes.appeared), len(changes.updated), len(changes.gone))
 
 
 def agent_jobs(cfg) -> list[tuple[str, float, Callable[[Callable[[Result], object]], None]]]:

@@ -31,8 +31,11 @@ MIN_YEAR, MAX_YEAR = 2000, 2100
 #: An envelope ``error_code``: short, stable, machine-readable.
 ERROR_CODE_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-#: Device class guesses of LAN hosts.
-DEVICE_CLASSES = ("computer", "printer", "phone", "network", "unknown")
+#: Device classes of LAN hosts. "unsure": the evidence does not settle it (never counted as a
+#: computer). "unknown" is the older agents' word for the same; still accepted, counted as unsure.
+DEVICE_CLASSES = ("computer", "printer", "phone", "network", "camera", "unsure", "unknown")
+#: What the agent's own computer is (inventory and lan ``computer_kind``).
+COMPUTER_KINDS = ("desktop", "laptop", "single_board", "virtual_machine", "server")
 MAX_HOSTS_PER_MESSAGE = 4096
 STR_FORMATS = ("time", "ipv4", "ip", "mac", "cidr4")
 
@@ -254,6 +257,10 @@ LAN_HOST_FIELDS: dict[str, Spec] = {
     "ip": Str(max_len=15, fmt="ipv4"), "mac": Str(max_len=17, fmt="mac"), "device_class": Str(choices=DEVICE_CLASSES),
     "vendor": Str(max_len=128, optional=True), "name": Str(max_len=255, optional=True),
     "first_seen": Str(max_len=40, optional=True, fmt="time"), "last_seen": Str(max_len=40, optional=True, fmt="time"),
+    # what the class rests on ("vendor Hewlett Packard: PCs and printers alike; TTL 128: Windows")
+    "evidence": Str(max_len=200, optional=True),
+    # in appeared: a known host whose class or name changed, not a new device
+    "update": Bool(optional=True),
 }
 INTERFACE_FIELDS: dict[str, Spec] = {
     "name": Str(max_len=64), "is_up": Bool(optional=True), "mac": Str(max_len=17, optional=True),
@@ -263,6 +270,13 @@ INTERFACE_FIELDS: dict[str, Spec] = {
        for k in ("rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_drops", "tx_drops")},
 }
 INTERFACE_IPV4 = Str(max_len=15)
+#: The agent's word on its own computer, in inventory and lan data alike: it counts as one of the
+#: office's computers or not (a Raspberry Pi probe box, a virtual machine, a server), and why.
+THIS_COMPUTER_FIELDS: dict[str, Spec] = {
+    "counted_as_computer": Bool(optional=True),
+    "computer_kind": Str(choices=COMPUTER_KINDS, optional=True),
+    "computer_why": Str(max_len=200, optional=True),
+}
 SUBNET_FIELDS: dict[str, Spec] = {"cidr": Str(max_len=18, fmt="cidr4"), "interface": Str(max_len=32)}
 SKIPPED_FIELDS: dict[str, Spec] = {"what": Str(max_len=64), "reason": Str(max_len=200)}
 LAN_NOTE = Str(max_len=300)

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,15 +71,15 @@ class Lab:
                        capture_output=True)
         return name
 
-    def _plug(self, ns: str, ip: str, mac: str | None) -> None:
+    def _plug(self, ns: str, ip: str, mac: str | None, ifname: str = "lan0") -> None:
         self._ports += 1
         port = f"p{self._ports}"
-        sh(IP, "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "lan0", "netns", ns)
+        sh(IP, "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
         sh(IP, "-n", self.switch, "link", "set", port, "master", "br0", "up")
         if mac:
-            sh(IP, "-n", ns, "link", "set", "lan0", "address", mac)
-        sh(IP, "-n", ns, "addr", "add", f"{ip}/{self.network.prefixlen}", "dev", "lan0")
-        sh(IP, "-n", ns, "link", "set", "lan0", "up")
+            sh(IP, "-n", ns, "link", "set", ifname, "address", mac)
+        sh(IP, "-n", ns, "addr", "add", f"{ip}/{self.network.prefixlen}", "dev", ifname)
+        sh(IP, "-n", ns, "link", "set", ifname, "up")
 
     def start(self) -> "Lab":
         self._ns(self.switch)
@@ -93,10 +94,13 @@ class Lab:
         (etc / "hosts").write_text("127.0.0.1 localhost\n")
         return self
 
-    def add_host(self, key: str, index: int, mac: str, name: str | None = None) -> LabHost:
+    def add_host(self, key: str, index: int, mac: str, name: str | None = None, ttl: int | None = None) -> LabHost:
+        """A device: ``ttl`` is the initial TTL of what it sends (128 answers pings like Windows)."""
         ns = self._ns(f"{self.prefix}h{len(self.hosts)}")
         ip = str(self.network.network_address + index)
         self._plug(ns, ip, mac)
+        if ttl is not None:
+            sh(IP, "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.ip_default_ttl={ttl}")
         self.hosts[key] = LabHost(ns, ip, mac)
         if name:
             with (Path("/etc/netns") / self.agent_ns / "hosts").open("a") as f:
@@ -108,12 +112,34 @@ class Lab:
         subprocess.run([IP, "netns", "del", h.ns], capture_output=True)
         self.namespaces.remove(h.ns)
 
-    def exec_args(self, *args: str, user: str | None = None) -> list[str]:
-        """Command line running ``args`` in the agent's namespace (as ``user`` if given)."""
+    def add_agent_card(self, index: int, mac: str) -> str:
+        """A second network card of the agent's computer on the same LAN (Wi-Fi beside
+        Ethernet): interface lan1. Returns its address."""
+        ip = str(self.network.network_address + index)
+        self._plug(self.agent_ns, ip, mac, "lan1")
+        return ip
+
+    def listen(self, key: str, port: int) -> subprocess.Popen:
+        """A TCP listener on ``port`` in a host's namespace (stop it with terminate())."""
+        code = ("import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                f"s.bind(('0.0.0.0',{port}));s.listen(16);print('ready',flush=True)\n"
+                "while True:\n c,_=s.accept();c.close()\n")
+        p = subprocess.Popen([IP, "netns", "exec", self.hosts[key].ns, sys.executable, "-c", code],
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        return p
+
+    def exec_args(self, *args: str, user: str | None = None, no_caps: bool = False) -> list[str]:
+        """Command line running ``args`` in the agent's namespace: as ``user`` if given, or with
+        ``no_caps`` as root without any capability (no CAP_NET_RAW: no raw socket, no ARP
+        sweep), which still reads a checkout in a private (0700) folder, as CI's clone is."""
         cmd = [IP, "netns", "exec", self.agent_ns]
         if user:
             cmd += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--inh-caps=-all",
                     "--bounding-set=-all"]
+        elif no_caps:
+            cmd += ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                    "--securebits=+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked,+keep_caps_locked"]
         return cmd + list(args)
 
     def close(self) -> None:

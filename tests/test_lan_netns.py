@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from linewatch import wire
 from linewatch.collector.record import EventFilter, open_record
 
 from conftest import MOSQUITTO, REGISTRY_TOML, ROOT, wait_for
@@ -47,11 +48,15 @@ def lab():
         lab.close()
 
 
-def sweep(lab: Lab, user: str | None = None, method: str = "auto") -> dict:
+def sweep(lab: Lab, no_caps: bool = False, method: str = "auto", **extra) -> dict:
+    """One sweep process in the agent's namespace, as root or (``no_caps``) as root without
+    any capability: no raw socket, hence no ARP sweep -- what "no raw-socket rights" means.
+    Not another user: that user could not read a checkout in a private folder (CI's clone
+    lives in a 0700 mktemp -d folder)."""
     spec = {"targets": [{"cidr": str(lab.network), "interface": "lan0", "source": lab.agent_ip}],
-            "rate_pps": 1000, "timeout_s": 1, "method": method}
+            "rate_pps": 1000, "timeout_s": 1, "method": method, **extra}
     r = subprocess.run(lab.exec_args(sys.executable, "-m", "linewatch.agent.discovery.sweep", json.dumps(spec),
-                                     user=user), capture_output=True, text=True, timeout=60, cwd="/")
+                                     no_caps=no_caps), capture_output=True, text=True, timeout=60, cwd="/")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -71,18 +76,55 @@ def test_the_arp_sweep_finds_exactly_the_hosts_on_the_bridge_with_their_macs_ven
 
 
 def test_without_raw_socket_rights_a_ping_sweep_and_the_neighbour_table_find_the_same_hosts(lab):
-    # nobody, no capabilities: scapy cannot open a raw socket; ICMP echo sockets are off in a
-    # new namespace (ping_group_range "1 0"), so the empty-UDP sweep is what is left.
-    out = sweep(lab, user="65534")
+    # No capabilities: scapy cannot open a raw socket; ICMP echo sockets are off in a new
+    # namespace (ping_group_range "1 0"), so the empty-UDP sweep is what is left, and no TTL.
+    out = sweep(lab, no_caps=True)
     assert out["method"] == "udp+neigh", out
     assert any("no raw-socket rights" in n for n in out["notes"])
+    assert any(n.startswith("no TTLs: no ICMP socket") for n in out["notes"])
     assert found(out) == EXPECTED
+    assert all(h["ttl"] is None for h in out["hosts"])
     # With unprivileged ping allowed, it pings; the kernel table is emptied first so it has to re-learn.
     subprocess.run(lab.exec_args("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"), check=True)
     subprocess.run([IP, "-n", lab.agent_ns, "neigh", "flush", "dev", "lan0"], check=True)
-    out = sweep(lab, user="65534")
+    out = sweep(lab, no_caps=True)
     assert out["method"] == "ping+neigh"
     assert found(out) == EXPECTED
+    assert {h["ttl"] for h in out["hosts"]} == {64}, "the ping socket reads each reply's TTL"
+
+
+def test_the_sweep_learns_ttls_and_on_request_open_ports_and_never_reports_the_agents_own_cards(lab):
+    """Real packets: an HP device answering pings like Windows is a computer; a silent HP one
+    is unsure; with the port probe, the HP one listening on 9100 is a printer. The agent's own
+    second card on the same LAN (Wi-Fi beside Ethernet) is not reported as another host."""
+    pc = lab.add_host("hp-windows", 40, "3c:52:82:4a:00:40", ttl=128)
+    prn = lab.add_host("hp-printer", 41, "3c:52:82:4a:00:41")
+    cam = lab.add_host("camera", 42, "04:03:12:4a:00:42")        # Hikvision
+    phone = lab.add_host("phone", 43, "da:a1:19:4a:00:43")       # random MAC, nothing else
+    own_mac = "f8:bc:12:4a:00:02"
+    own_ip = lab.add_agent_card(2, own_mac)
+    listener = lab.listen("hp-printer", 9100)
+    try:
+        out = sweep(lab, own={"macs": [own_mac], "ips": [own_ip]})
+        by_ip = {h["ip"]: h for h in out["hosts"]}
+        assert own_ip not in by_ip and own_mac not in {h["mac"] for h in out["hosts"]}
+        assert by_ip[pc.ip]["ttl"] == 128 and by_ip[pc.ip]["device_class"] == "computer"
+        assert "TTL 128: Windows" in by_ip[pc.ip]["evidence"]
+        assert by_ip[prn.ip]["ttl"] == 64 and by_ip[prn.ip]["device_class"] == "unsure"
+        assert by_ip[prn.ip]["ports"] is None, "no port is probed unless asked"
+        assert by_ip[cam.ip]["device_class"] == "camera" and by_ip[phone.ip]["device_class"] == "unsure"
+        assert found(out).items() >= EXPECTED.items()
+
+        out = sweep(lab, ports=True, names=False)
+        by_ip = {h["ip"]: h for h in out["hosts"]}
+        assert own_ip not in by_ip, "Linux does not answer an ARP request sent from its own address"
+        assert by_ip[prn.ip]["ports"] == [9100] and by_ip[prn.ip]["device_class"] == "printer"
+        assert "port 9100 open: raw printing" in by_ip[prn.ip]["evidence"]
+        assert by_ip[phone.ip]["ports"] == [] and by_ip[phone.ip]["device_class"] == "unsure"
+        assert by_ip[pc.ip]["ports"] is None, "hosts already settled are not probed"
+    finally:
+        listener.terminate()
+        listener.wait()
 
 
 def test_the_lan_command_shows_a_technician_the_devices_without_touching_the_agents_state(lab, tmp_path):
@@ -118,6 +160,16 @@ def _lan_messages(record: Path) -> list[dict]:
     rec = open_record(record)
     try:
         return [e.data | {"_seq": e.seq} for e in rec.events(EventFilter(kind="lan", ok=True))]
+    finally:
+        rec.close()
+
+
+def _inventory(record: Path, site: str = "21583") -> dict | None:
+    if not record.exists():
+        return None
+    rec = open_record(record)
+    try:
+        return next((i.data for i in rec.lan_state(site).inventories), None)
     finally:
         rec.close()
 
@@ -177,6 +229,8 @@ def test_inventory_shortfall_and_a_gone_host_reach_the_collectors_status_through
         time.sleep(0.5)
         procs.append(_netns_proc(lab, [sys.executable, "-m", "linewatch.collector.cli", "-c",
                                        str(tmp_path / "collector.toml"), "run"], tmp_path / "collector.log"))
+        # the agent's inventory goes out once at its start (then every 6 h): the collector listens first
+        wait_for(lambda: b"subscribed to" in (tmp_path / "collector.log").read_bytes(), 20, "the collector to subscribe")
         agent_args = [sys.executable, "-m", "linewatch.agent.cli", "-c", str(tmp_path / "agent.toml"), "run"]
         agent = _netns_proc(lab, agent_args, tmp_path / "agent.log")
         procs.append(agent)
@@ -184,16 +238,24 @@ def test_inventory_shortfall_and_a_gone_host_reach_the_collectors_status_through
         assert {mac: (v, c) for mac, (v, c, _gone) in hosts.items()} == EXPECTED
         assert all(gone is None for *_, gone in hosts.values())
 
+        # The agent says what its own computer is (a PC: counted; a VM or a Pi: not), in its
+        # inventory and in every lan summary; the collector counts it from that word.
+        inv = wait_for(lambda: _inventory(record), 40, "the agent's inventory")
+        me = int(inv["counted_as_computer"])
+        assert inv["computer_kind"] in wire.THIS_COMPUTER_FIELDS["computer_kind"].choices and inv["computer_why"]
+        first = _lan_messages(record)[0]
+        assert first["counted_as_computer"] == inv["counted_as_computer"] and first["computers"] == 2 + me
         status = subprocess.run([sys.executable, "-m", "linewatch.collector.cli", "-c", str(tmp_path / "collector.toml"),
                                  "status", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=30)
         site = next(s for s in json.loads(status.stdout)["sites"] if s["site"] == "21583")
         lan = site["lan"]
-        assert (lan["has_lan"], lan["computers"], lan["staff"], lan["shortfall"]) == (True, 2, 16, 14)
+        assert (lan["has_lan"], lan["computers"], lan["staff"], lan["shortfall"]) == (True, 2 + me, 16, 14 - me)
         assert lan["by_class"] == {"computer": 2, "printer": 1} and lan["method"] == "arp-scapy"
+        assert lan["own_computers"] == me
         text = subprocess.run([sys.executable, "-m", "linewatch.collector.cli", "-c", str(tmp_path / "collector.toml"),
                                "status"], capture_output=True, text=True, cwd=ROOT, timeout=30).stdout
         row = next(l for l in text.splitlines() if l.startswith("21583") and " có " in l)
-        assert " 2 " in row and "16 (10/4/2)" in row and " 14 " in row and "1 máy in" in row, text
+        assert f" {2 + me} " in row and "16 (10/4/2)" in row and f" {14 - me} " in row and "1 máy in" in row, text
 
         # Unplug the printer: gone only after `missed` sweeps without it.
         lab.remove_host("printer")

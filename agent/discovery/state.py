@@ -1,7 +1,12 @@
 """What the agent remembers between sweeps (a JSON file in its state_dir), and the pure
 diff that turns a new sweep into changes: a host *appears* the first time its MAC is seen,
 and is *gone* after ``missed_before_gone`` sweeps in a row without it (one missed sweep
-is normal: a PC asleep for a minute, a phone's Wi-Fi power saving)."""
+is normal: a PC asleep for a minute, a phone's Wi-Fi power saving).
+
+The evidence about a host (names, TTL, NetBIOS answer, open ports) is kept across sweeps: a
+later sweep in which a PC's name lookup timed out or its ping was lost does not make it less
+certain. Its class is worked out again from everything known; when that (or its name)
+changes, the host is *updated* -- announced again with ``update: true``, not a new device."""
 from __future__ import annotations
 
 import json
@@ -9,6 +14,8 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from . import classify, oui
 
 
 @dataclass(frozen=True)
@@ -21,16 +28,33 @@ class Known:
     first_seen: str  # ISO UTC
     last_seen: str
     missed: int = 0  # sweeps in a row without this host
+    evidence: str | None = None
+    netbios: str | None = None
+    ttl: int | None = None
+    ports: list[int] | None = None
+    gateway: bool = False
 
-    def wire(self) -> dict[str, Any]:
+    def wire(self, update: bool = False) -> dict[str, Any]:
         """The host entry of a lan message (see linewatch.wire.check_lan_host)."""
-        d = {"ip": self.ip, "mac": self.mac, "device_class": self.device_class, "first_seen": self.first_seen,
-             "last_seen": self.last_seen}
+        d: dict[str, Any] = {"ip": self.ip, "mac": self.mac, "device_class": self.device_class,
+                             "first_seen": self.first_seen, "last_seen": self.last_seen}
         if self.vendor:
             d["vendor"] = self.vendor[:128]
         if self.name:
             d["name"] = self.name[:255]
+        if self.evidence:
+            d["evidence"] = self.evidence[:classify.MAX_EVIDENCE]
+        if update:
+            d["update"] = True
         return d
+
+
+def reclassify(k: Known) -> Known:
+    vendor = k.vendor if k.vendor and not k.vendor.startswith("(") else None
+    cls, evidence = classify.classify(classify.Evidence(
+        vendor, tuple(n for n in (k.name, k.netbios) if n), oui.is_locally_administered(k.mac), k.gateway, k.ttl,
+        k.netbios is not None, frozenset(k.ports or ())))
+    return replace(k, device_class=cls, evidence=evidence)
 
 
 @dataclass(frozen=True)
@@ -43,25 +67,34 @@ class SweepState:
 class Changes:
     appeared: list[Known]
     gone: list[Known]
+    updated: list[Known] = field(default_factory=list)  # known hosts whose class or name changed
 
 
 def apply_sweep(state: SweepState, found: list[dict[str, Any]], now: str, missed_before_gone: int
                 ) -> tuple[SweepState, Changes]:
-    """``found``: the hosts of one sweep (dicts with ip, mac, vendor, name, device_class)."""
+    """``found``: the hosts of one sweep (dicts with ip, mac, vendor, name and the evidence
+    fields netbios, ttl, ports, gateway; see sweep.Host)."""
     hosts: dict[str, Known] = {}
     appeared: list[Known] = []
+    updated: list[Known] = []
     gone: list[Known] = []
     seen = {h["mac"]: h for h in found}
     for mac, h in seen.items():
         old = state.hosts.get(mac)
         if old is None:
-            k = Known(mac, h["ip"], h.get("vendor"), h.get("name"), h.get("device_class", "unknown"), now, now)
+            k = reclassify(Known(mac, h["ip"], h.get("vendor"), h.get("name"), "unsure", now, now,
+                                 netbios=h.get("netbios"), ttl=h.get("ttl"), ports=h.get("ports"),
+                                 gateway=bool(h.get("gateway"))))
             appeared.append(k)
         else:
-            # a name learnt once is kept when a later lookup times out
-            k = replace(old, ip=h["ip"], vendor=h.get("vendor") or old.vendor, name=h.get("name") or old.name,
-                        device_class=h.get("device_class") if h.get("name") or not old.name else old.device_class,
-                        last_seen=now, missed=0)
+            # what was learnt once is kept when a later lookup times out or a ping is lost
+            k = reclassify(replace(old, ip=h["ip"], vendor=h.get("vendor") or old.vendor,
+                                   name=h.get("name") or old.name, netbios=h.get("netbios") or old.netbios,
+                                   ttl=h.get("ttl") if h.get("ttl") is not None else old.ttl,
+                                   ports=h.get("ports") if h.get("ports") is not None else old.ports,
+                                   gateway=bool(h.get("gateway")), last_seen=now, missed=0))
+            if (k.device_class, k.name) != (old.device_class, old.name):
+                updated.append(k)
         hosts[mac] = k
     for mac, old in state.hosts.items():
         if mac in seen:
@@ -71,7 +104,7 @@ def apply_sweep(state: SweepState, found: list[dict[str, Any]], now: str, missed
             gone.append(k)
         else:
             hosts[mac] = k
-    return SweepState(state.sweeps + 1, hosts), Changes(appeared, gone)
+    return SweepState(state.sweeps + 1, hosts), Changes(appeared, gone, updated)
 
 
 def load(path: Path) -> SweepState:

@@ -11,6 +11,12 @@ Methods: ``arp-scapy`` -- broadcast ARP who-has for every address (root / CAP_NE
 without those rights ``ping+neigh`` (unprivileged ICMP echo, when net.ipv4.ping_group_range
 allows) or ``udp+neigh`` (an empty UDP datagram, which needs no right at all) make the
 kernel resolve every address, and the kernel's neighbour table is read afterwards.
+
+Then, about the hosts found only: names (reverse DNS, NetBIOS), the TTL of one echo reply
+each (``"ttl": false`` turns it off), and -- only with ``"ports": true`` and only for hosts
+still unsure -- one TCP connect per well-known port (:mod:`.probe`). This computer's own
+addresses (``"own": {"macs": [...], "ips": [...]}``) are never reported as a host: it is
+counted once, as itself, by the agent.
 """
 from __future__ import annotations
 
@@ -18,14 +24,17 @@ import ipaddress
 import json
 import socket
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import NoRawSocket
-from . import classify, names, neigh, oui
+from . import classify, names, neigh, oui, probe
 
 METHODS = ("arp-scapy", "ping+neigh", "udp+neigh")
+RANDOM_MAC = "(random MAC)"
 
 
 @dataclass
@@ -35,7 +44,18 @@ class Host:
     interface: str
     vendor: str | None = None
     name: str | None = None
-    device_class: str = "unknown"
+    device_class: str = "unsure"
+    evidence: str | None = None
+    netbios: str | None = None  # the name it gave to a NetBIOS node-status query
+    ttl: int | None = None      # of its echo reply
+    ports: list[int] | None = None  # open ones, when probed
+    gateway: bool = False       # the subnet's default router
+
+    def as_evidence(self) -> classify.Evidence:
+        return classify.Evidence(self.vendor if self.vendor != RANDOM_MAC else None,
+                                 tuple(n for n in (self.name, self.netbios) if n),
+                                 oui.is_locally_administered(self.mac), self.gateway, self.ttl,
+                                 self.netbios is not None, frozenset(self.ports or ()))
 
 
 def arp_sweep(cidr: str, interface: str, rate_pps: float, timeout_s: float) -> list[tuple[str, str]]:
@@ -155,24 +175,78 @@ def run(spec: dict) -> dict:
             net = by_if.get(n.dev)
             if n.valid and net is not None and ipaddress.IPv4Address(n.ip) in net:
                 found[n.mac] = (n.ip, n.dev)
+    notes += drop_own(found, spec.get("own") or {}, {t["source"] for t in targets})
     try:
         gateways = default_gateways(Path("/proc/net/route").read_text())
     except OSError:
         gateways = set()
-    ips = [ip for ip, _ in found.values()]
-    known: dict[str, str] = {}
-    if spec.get("names", True) and ips:
-        known = names.reverse_dns(ips, timeout_s=float(spec.get("names_timeout_s", 3)))
-        known.update({ip: n for ip, n in names.netbios_names([i for i in ips if i not in known], 1.5, rate).items()})
-    hosts = []
-    for mac, (ip, dev) in sorted(found.items(), key=lambda kv: ipaddress.IPv4Address(kv[1][0])):
-        v = oui.vendor(mac)
-        local = oui.is_locally_administered(mac)
-        name = known.get(ip)
-        hosts.append(Host(ip, mac, dev, v if v else ("(random MAC)" if local else None), name,
-                          classify.device_class(v, name, locally_administered=local, is_gateway=ip in gateways)))
+    hosts = [Host(ip, mac, dev, oui.vendor(mac) or (RANDOM_MAC if oui.is_locally_administered(mac) else None),
+                  gateway=ip in gateways)
+             for mac, (ip, dev) in sorted(found.items(), key=lambda kv: ipaddress.IPv4Address(kv[1][0]))]
+    learn(hosts, spec, rate, timeout_s, notes)
     return {"method": method, "hosts": [asdict(h) for h in hosts], "notes": notes,
             "sweep_s": round(time.monotonic() - started, 3)}
+
+
+def drop_own(found: dict[str, tuple[str, str]], own: dict, sources: set[str]) -> list[str]:
+    """Leave this computer's own MACs and addresses out of ``found`` (mac -> (ip, interface));
+    returns a note for each. Linux does not answer an ARP request sent from one of its own
+    addresses, so this is a guard (a bridged VM, another stack), not the usual case."""
+    macs = {m.lower() for m in own.get("macs", [])}
+    ips = set(own.get("ips", [])) | sources
+    notes = []
+    for mac, (ip, _dev) in list(found.items()):
+        if mac in macs or ip in ips:
+            del found[mac]
+            notes.append(f"{ip} ({mac}) is this computer's own address: counted once, as this computer")
+    return notes
+
+
+def learn(hosts: list[Host], spec: dict, rate: float, timeout_s: float, notes: list[str]) -> None:
+    """Names, TTLs and (if asked) open ports of the hosts found, then their class. The
+    NetBIOS queries and the echo requests go out while reverse DNS is still waiting."""
+    ips = [h.ip for h in hosts]
+    by_ip = {h.ip: h for h in hosts}
+    if not ips:
+        return
+    got: dict[str, Any] = {}
+
+    def job(key: str, fn: Any, *args: Any) -> threading.Thread:
+        def work() -> None:
+            try:
+                got[key] = fn(*args)
+            except OSError as e:  # a socket refused: that evidence is missing, the sweep goes on
+                notes.append(f"{key} lookups failed: {e}")
+        return threading.Thread(target=work, daemon=True)
+
+    jobs = []
+    if spec.get("names", True):
+        jobs.append(job("NetBIOS", names.netbios_names, ips, 1.5, rate))
+    if spec.get("ttl", True):
+        jobs.append(job("TTL", probe.echo_ttls, ips, rate, min(timeout_s, 2.0)))
+    for t in jobs:
+        t.start()
+    dns = names.reverse_dns(ips, timeout_s=float(spec.get("names_timeout_s", 3))) if spec.get("names", True) else {}
+    for t in jobs:
+        t.join(60)
+    for ip, name in dns.items():
+        by_ip[ip].name = name
+    for ip, name in (got.get("NetBIOS") or {}).items():
+        by_ip[ip].netbios = name
+        by_ip[ip].name = by_ip[ip].name or name
+    if "TTL" in got and got["TTL"] is None:
+        notes.append("no TTLs: no ICMP socket (neither ping_group_range nor CAP_NET_RAW allows one)")
+    for ip, ttl in (got.get("TTL") or {}).items():
+        by_ip[ip].ttl = ttl
+    for h in hosts:
+        h.device_class, h.evidence = classify.classify(h.as_evidence())
+    if spec.get("ports", False):
+        unsure = [h for h in hosts if h.device_class == "unsure"][:probe.MAX_CONNECTS // len(classify.PORT_RULES)]
+        ports = tuple(classify.PORT_RULES)
+        opened = probe.open_ports({h.ip: ports for h in unsure}, rate, min(timeout_s, 1.0))
+        for h in unsure:
+            h.ports = sorted(opened.get(h.ip, ()))
+            h.device_class, h.evidence = classify.classify(h.as_evidence())
 
 
 def main(argv: list[str]) -> int:

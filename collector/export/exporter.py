@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Callable
 
 from ..consumer import drain
+from ..inventory import count as lan_count
 from ..record import Record, RecordUnavailable
 from ..registry import Registry
 from .config import ExportConfig
@@ -39,11 +40,14 @@ Progress = Callable[[int, int, int, int], None]
 
 
 def computers(record: Record, site: str) -> int | None:
-    """Computers on a site's LAN (None before its first successful sweep)."""
+    """Computers of a site, counted as `status` counts them (collector/inventory.count): the
+    LAN's computers plus the agents' own; before the first successful sweep the agents' own
+    only (None when there is none)."""
     st = record.lan_state(site)
+    n = lan_count(st.hosts, st.inventories)
     if not any(w.ok_at is not None for w in st.sweeps):
-        return None
-    return sum(1 for h in st.hosts if h.device_class == "computer")
+        return n.own or None
+    return n.computers
 
 
 def periodic_points(record: Record, registry: Registry, at: float) -> list[Point]:

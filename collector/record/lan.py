@@ -47,7 +47,7 @@ def apply_lan(db: "Backend", m: wire.Message) -> list[dict[str, Any]]:
             "gone_at=CASE WHEN lan_hosts.gone_at IS NOT NULL AND lan_hosts.gone_at < excluded.last_seen THEN NULL "
             "ELSE lan_hosts.gone_at END",
             (m.site, h["mac"], h["ip"], h.get("vendor"), h.get("name"), h["device_class"], m.agent_id, first, t))
-        changes.append(_change("appeared", h))
+        changes.append(_change("updated" if h.get("update") else "appeared", h))  # update: class/name changed
     missing = set(d.get("missing") or ())
     gone = {h["mac"] for h in d["gone"]}
     present = [mac for (mac,) in db.execute(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from .. import registry as reg
+from ..inventory import count as lan_count
 from ..record import rollup as rm
 from ..record.types import BandwidthTest, Incident, LanState, LatencyMonth, SeqHour, StateChange
 from . import text
@@ -19,7 +20,6 @@ from .model import (Basis, IncidentRow, KindCompleteness, LineFigures, Period, S
 #: Sequence spans larger than this are a counter reset or a hostile number, not lost messages
 #: (the record's MAX_GAP).
 MAX_GAP = 1_000_000
-ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv6l", "armhf")
 LINE_KINDS_DONE = ("latency", "bandwidth", "reach", "dns", "http")
 
 
@@ -221,18 +221,17 @@ def line_basis(fig: LineFigures, li: LineInputs, p: Period, tests: list[Bandwidt
 # -- one site ----------------------------------------------------------------------------
 def lan_counts(lan: LanState | None, p: Period) -> tuple[int | None, int | None, int | None, bool | None]:
     """(computers, printers, unsure, has LAN) measured in the period; None where no sweep or
-    inventory tells. The agent's own computer counts (unless it is a Raspberry Pi)."""
+    inventory tells. The rule is collector/inventory.count's: the hosts seen in the period
+    classed computer, plus each agent's own computer when it says it counts (older agents:
+    unless ARM), its own MACs never counted twice; unsure (and older "unknown") apart."""
     if lan is None:
         return None, None, None, None
     hosts = [h for h in lan.hosts + lan.gone if h.first_seen < p.end and h.last_seen >= p.start]
     swept = bool(hosts) or any(s.ok_at is not None and s.ok_at >= p.start for s in lan.sweeps)
-    own = sum(1 for inv in lan.inventories
-              if str(inv.data.get("machine") or "").lower() not in ARM_MACHINES)
+    n = lan_count(hosts, lan.inventories)
     if not swept:
-        return (own or None), None, None, None
-    count = {c: sum(1 for h in hosts if h.device_class == c) for c in ("computer", "printer", "unknown")}
-    return (count["computer"] + own, count["printer"], count["unknown"],
-            any(h.device_class != "network" for h in hosts))
+        return (n.own or None), None, None, None
+    return n.computers, n.printers, n.unsure, n.has_lan
 
 
 def seq_figures(seq: list[SeqHour], p: Period) -> tuple[int, int]:
