@@ -125,7 +125,7 @@ def lan_once(cfg: agent_config.AgentConfig, as_json: bool) -> int:
         print("linewatch-agent: no LAN network to sweep", file=sys.stderr)
         return 1
     try:
-        out = run_sweep(targets, cfg.lan)
+        out = run_sweep(targets, cfg.lan, counted_as_computer=cfg.counted_as_computer)
     except Exception as e:  # noqa: BLE001 - shown to the technician as is
         print(f"linewatch-agent: sweep failed: {e}", file=sys.stderr)
         return 1
@@ -136,8 +136,9 @@ def lan_once(cfg: agent_config.AgentConfig, as_json: bool) -> int:
           f"in {out['sweep_s']:.1f} s, method {out['method']}")
     for note in out["notes"]:
         print(f"  ({note})")
-    rows = [[h["ip"], h["mac"], h["device_class"], h["vendor"] or "-", h["name"] or "-"] for h in out["hosts"]]
-    print(table.render(["ip", "mac", "class", "vendor", "name"], rows, rule=False))
+    rows = [[h["ip"], h["mac"], h["device_class"], h["vendor"] or "-", h["name"] or "-", h.get("evidence") or "-"]
+            for h in out["hosts"]]
+    print(table.render(["ip", "mac", "class", "vendor", "name", "why"], rows, rule=False))
     return 0
 
 

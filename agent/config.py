@@ -54,6 +54,7 @@ class LanConfig:
     missed_sweeps_before_gone: int = 3
     method: str = "auto"                   # auto | arp (scapy, root) | neigh (ping + kernel table)
     names: bool = True                     # reverse DNS and NetBIOS names of found hosts
+    probe_ports: bool = False              # one TCP connect per well-known port to hosts still unsure
 
     @property
     def max_prefix(self) -> int:
@@ -88,6 +89,8 @@ class AgentConfig:
                 return ln
         raise ConfigError(f"no line {line_id!r} in {self.source or 'the config'} "
                           f"(lines: {', '.join(l.id for l in self.lines)})")
+    #: [agent] counted_as_computer: None = the agent judges its own computer (inventory.judge_computer)
+    counted_as_computer: bool | None = None
 
 
 def load(path: str | Path) -> AgentConfig:
@@ -113,6 +116,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
     state_dir = Path(a.str("state_dir", "/var/lib/linewatch-agent"))
     if source and not state_dir.is_absolute():
         state_dir = (source.parent / state_dir).resolve()
+    counted = a.str("counted_as_computer", "auto", choices=("auto", "yes", "no"))
     a.done()
 
     m = root.table("mqtt", f"{name} [mqtt]")
@@ -144,7 +148,8 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> AgentConfig:
         raise ConfigError(f"{name}: this site has {len(lines)} lines, so each must set source_address or "
                           f"interface to be measured over the right line; missing for: {', '.join(unbound)}")
     return AgentConfig(agent_id, province, site, state_dir, mqtt, lines, heartbeat_s, jitter_pct, source,
-                       lan=lan, inventory=inventory, outbox=outbox)
+                       lan=lan, inventory=inventory, outbox=outbox,
+                       counted_as_computer=None if counted == "auto" else counted == "yes")
 
 
 def _parse_lan(sec: Section) -> LanConfig | None:
@@ -175,6 +180,7 @@ def _parse_lan(sec: Section) -> LanConfig | None:
         missed_sweeps_before_gone=sec.num("missed_sweeps_before_gone", 3, ge=1, le=100, integer=True),
         method=sec.str("method", "auto", choices=("auto", "arp", "neigh")),
         names=sec.bool("names", True),
+        probe_ports=sec.bool("probe_ports", False),
     )
     sec.done()
     return cfg if enabled else None

@@ -153,13 +153,17 @@ def host_facts() -> HostFacts:
                      hypervisor, battery)
 
 
-def this_computer() -> dict[str, Any]:
-    """The fields both the inventory and the lan summary carry about this computer."""
+def this_computer(override: bool | None = None) -> dict[str, Any]:
+    """The fields both the inventory and the lan summary carry about this computer.
+    ``override``: the admin's word ([agent] counted_as_computer), which wins over the judgement."""
     counted, kind, why = judge_computer(host_facts())
+    if override is not None and override != counted:
+        counted, why = override, f"set in agent.toml (counted_as_computer = {'yes' if override else 'no'}); " \
+                                 f"the agent had judged: {why}"
     return {"counted_as_computer": counted, "computer_kind": kind, "computer_why": why[:200]}
 
 
-def collect(disk_path: str = "/") -> Result:
+def collect(disk_path: str = "/", counted_as_computer: bool | None = None) -> Result:
     import psutil
 
     os_name, os_version = os_name_version()
@@ -178,6 +182,6 @@ def collect(disk_path: str = "/") -> Result:
         "disk_free_gb": round(disk.free / 1e9, 2),
         "boot_time": format_time(datetime.fromtimestamp(psutil.boot_time(), timezone.utc)),
         "interfaces": interfaces(),
-        **this_computer(),
+        **this_computer(counted_as_computer),
     }
     return Result("inventory", None, {k: v for k, v in data.items() if v is not None})

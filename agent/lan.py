@@ -71,18 +71,19 @@ def sweep_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     return out
 
 
-def run_sweep(targets: list[SweepTarget], cfg: LanConfig, own: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def run_sweep(targets: list[SweepTarget], cfg: LanConfig, own: dict[str, list[str]] | None = None,
+              counted_as_computer: bool | None = None) -> dict[str, Any]:
     """One sweep in a child process; the result says, beside the hosts, what this computer is
     (``this_computer``: counted as a computer or not, and why) and a note saying it."""
     if own is None:
         own = own_identity(local_addresses())
-    # "ports": the TCP port probe of unsure hosts (discovery/probe.py) stays off until [lan]
-    # has a setting for it: connects to 445/3389 can look like a port scan to endpoint security.
+    # "ports": the TCP port probe of unsure hosts (discovery/probe.py), off unless [lan]
+    # probe_ports = true: connects to 445/3389 can look like a port scan to endpoint security.
     spec = {"targets": [{"cidr": t.cidr, "interface": t.interface, "source": t.source} for t in targets],
             "rate_pps": cfg.rate_pps, "timeout_s": cfg.timeout_s, "method": cfg.method, "names": cfg.names,
-            "ports": False, "own": own}
+            "ports": cfg.probe_ports, "own": own}
     out = sweep_child(spec, child_timeout(targets, cfg))
-    me = out["this_computer"] = this_computer()
+    me = out["this_computer"] = this_computer(counted_as_computer)
     out["notes"] = [f"this computer: {'counted as a computer' if me['counted_as_computer'] else 'not counted'}"
                     f" -- {me['computer_why']}"] + list(out.get("notes") or [])
     return out
@@ -90,8 +91,9 @@ def run_sweep(targets: list[SweepTarget], cfg: LanConfig, own: dict[str, list[st
 
 class LanJob:
     def __init__(self, cfg: LanConfig, state_dir: Path,
-                 addresses: Callable[[], list[IfAddr]] = local_addresses):
+                 addresses: Callable[[], list[IfAddr]] = local_addresses, counted_as_computer: bool | None = None):
         self.cfg = cfg
+        self.counted_as_computer = counted_as_computer
         self.addresses = addresses
         self.state_path = state_dir / "lan-state.json"
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ class LanJob:
                           if skipped else "this computer has no IPv4 LAN address", measured_at=measured_at))
             return
         try:
-            out = run_sweep(targets, cfg, own_identity(addrs))
+            out = run_sweep(targets, cfg, own_identity(addrs), self.counted_as_computer)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             # Not a sweep that saw nobody: it must not count as a miss for any host.
             record(Result("lan", None, {**base, "method": "none"}, ok=False, error_code=Code.SWEEP_FAILED,
@@ -146,8 +148,10 @@ def agent_jobs(cfg) -> list[tuple[str, float, Callable[[Callable[[Result], objec
     """Per-agent jobs (not per line) for the runner's scheduler: (name, interval_s, job)."""
     jobs: list[tuple[str, float, Callable[[Callable[[Result], object]], None]]] = []
     if cfg.lan is not None:
-        jobs.append(("lan", cfg.lan.interval_s, LanJob(cfg.lan, cfg.state_dir)))
+        jobs.append(("lan", cfg.lan.interval_s,
+                     LanJob(cfg.lan, cfg.state_dir, counted_as_computer=cfg.counted_as_computer)))
     if cfg.inventory is not None:
         from .inventory import collect
-        jobs.append(("inventory", cfg.inventory.interval_s, lambda record: record(collect())))
+        jobs.append(("inventory", cfg.inventory.interval_s,
+                     lambda record: record(collect(counted_as_computer=cfg.counted_as_computer))))
     return jobs

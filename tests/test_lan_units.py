@@ -620,3 +620,21 @@ def test_the_wire_takes_the_new_classes_and_fields_and_still_the_older_agents_me
         wire.check_data("inventory", inv_msg(1, 0, computer_kind="tablet").data, True)
     with pytest.raises(wire.MalformedMessage, match="unknown class 'toaster'"):
         wire.check_data("lan", dict(lan_msg(1, 0, 1).data, by_class={"toaster": 1}), True)
+
+
+def test_the_admin_can_say_whether_the_agents_pc_counts_and_turn_on_the_port_probe(tmp_path):
+    from linewatch.agent import config as agent_config
+    from linewatch.agent.inventory import this_computer
+
+    doc = {"agent": {"id": "ag-1", "province": "52", "site": "21583", "state_dir": str(tmp_path),
+                     "counted_as_computer": "no"},
+           "mqtt": {"host": "localhost", "tls": False}, "lan": {"probe_ports": True},
+           "line": [{"id": "fiber", "latency": {"targets": ["1.1.1.1"]}}]}
+    cfg = agent_config.parse(doc)
+    assert cfg.counted_as_computer is False and cfg.lan.probe_ports is True
+    me = this_computer(cfg.counted_as_computer)
+    assert me["counted_as_computer"] is False and "set in agent.toml" in me["computer_why"] or \
+        not this_computer()["counted_as_computer"]
+    doc["agent"]["counted_as_computer"] = "maybe"
+    with pytest.raises(agent_config.ConfigError, match="counted_as_computer"):
+        agent_config.parse(doc)
