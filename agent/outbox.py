@@ -134,6 +134,11 @@ class Outbox:
         if self._write_locked(rows):
             self._spill.clear()
 
+    def needs_retry(self) -> bool:
+        """Whether :meth:`retry_disk` has work: messages held in memory, or acknowledgements
+        not yet written (the disk was full)."""
+        return bool(self._spill or self._acked_unsaved)
+
     def retry_disk(self) -> None:
         """Called periodically: move messages held in memory back to disk if space is free."""
         with self._lock:
@@ -164,17 +169,23 @@ class Outbox:
 
     # ------------------------------------------------------------------ reading / acking
     def pending(self, limit: int, exclude: set[int] | frozenset[int] = frozenset(),
-                min_seq: int = 0, max_seq: int | None = None) -> list[Pending]:
-        """Oldest first, seq in (min_seq, max_seq], not in ``exclude`` (already in flight)."""
+                min_seq: int = 0, max_seq: int | None = None,
+                exclude_topics: frozenset[str] = frozenset()) -> list[Pending]:
+        """Oldest first, seq in (min_seq, max_seq], not in ``exclude`` (already in flight, or
+        held back) and not on a topic of ``exclude_topics`` (the broker refuses it for now)."""
         if limit <= 0:
             return []
         hi = max_seq if max_seq is not None else 2**63 - 1
+        topics = sorted(exclude_topics)
+        not_on = f" AND topic NOT IN ({','.join('?' * len(topics))})" if topics else ""
         with self._lock:
             skip = exclude | self._acked_unsaved
-            rows = self._db.execute("SELECT seq, topic, payload, created FROM outbox WHERE seq > ? AND seq <= ? "
-                                    "ORDER BY seq LIMIT ?", (min_seq, hi, limit + len(skip))).fetchall()
+            rows = self._db.execute(f"SELECT seq, topic, payload, created FROM outbox WHERE seq > ? AND seq <= ?"
+                                    f"{not_on} ORDER BY seq LIMIT ?",
+                                    (min_seq, hi, *topics, limit + len(skip))).fetchall()
             out = [Pending(*r) for r in rows if r[0] not in skip]
-            out += [p for s, p in sorted(self._spill.items()) if min_seq < s <= hi and s not in exclude]
+            out += [p for s, p in sorted(self._spill.items())
+                    if min_seq < s <= hi and s not in exclude and p.topic not in exclude_topics]
         out.sort(key=lambda p: p.seq)
         return out[:limit]
 

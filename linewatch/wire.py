@@ -46,7 +46,8 @@ from .wire_codes import CAUSES, ERROR_CODES, Code, ErrorCode, cause_of, describe
 from .wire_checks import (BY_CLASS_COUNT, DEVICE_CLASSES, DNS_ADDRESS, ERROR_CODE_RE, FORMATS, INT_MAX,  # noqa: F401
                           INT_MIN, INTERFACE_FIELDS, INTERFACE_IPV4, LAN_HOST_FIELDS, LAN_NOTE, MAC_RE,
                           MAX_DEPTH, MAX_DNS_ADDRESSES, MAX_HOSTS_PER_MESSAGE, MAX_YEAR, MIN_YEAR, REASONS,
-                          SKIPPED_FIELDS, SUBNET_FIELDS, Bool, MalformedMessage, Num, Obj, Spec, Str,
+                          SKIPPED_FIELDS, SUBNET_FIELDS, THIS_COMPUTER_FIELDS, Bool, MalformedMessage, Num, Obj,
+                          Spec, Str,
                           check_document, check_dns, check_entry, check_inventory, check_lan, check_lan_host,
                           check_time, check_value, parse_time)
 
@@ -180,6 +181,10 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "clock_utc": Str(max_len=40, fmt="time"),  # may be wrong: any time in MIN_YEAR..MAX_YEAR
         "hostname": Str(max_len=128, optional=True),
         "last_probe_error": Str(max_len=500, optional=True),
+        # MQTT 5: publishes the broker refused since start (kept in the outbox), and what the
+        # last refusal means; present only once there was one
+        "publish_refused": Num(0, 10**12, integer=True, optional=True),
+        "last_refusal": Str(max_len=500, optional=True),
     },
     "status": {
         "state": Str(choices=("online", "offline")),
@@ -200,6 +205,9 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "disk_free_gb": Num(0, 10**6),
         "boot_time": Str(max_len=40, fmt="time"),
         "interfaces": Obj(),  # list of interface entries, see check_inventory
+        # counted_as_computer, computer_kind, computer_why: absent from older agents (then the
+        # collector counts the computer unless its machine is ARM)
+        **THIS_COMPUTER_FIELDS,
     },
     # One LAN discovery sweep: a summary and the changes since the last sweep (host appeared;
     # host gone after missed_sweeps_before_gone sweeps without it), never the whole table.
@@ -213,7 +221,9 @@ SCHEMAS: dict[str, dict[str, Spec]] = {
         "sweep_s": Num(0, 86400, optional=True),
         "hosts_seen": Num(0, 70_000, optional=True, integer=True),   # answered this sweep
         "hosts_known": Num(0, 70_000, optional=True, integer=True),  # seen and not yet gone
-        "computers": Num(0, 70_000, optional=True, integer=True),    # hosts_known guessed "computer"
+        # hosts_known classed "computer", plus this computer when counted_as_computer
+        "computers": Num(0, 70_000, optional=True, integer=True),
+        **THIS_COMPUTER_FIELDS,  # this computer (never in appeared/gone): counted or not, and why
         "by_class": Obj(optional=True),  # {device_class: count} over hosts_known
         "appeared": Obj(optional=True),  # [host]
         "gone": Obj(optional=True),  # [host]

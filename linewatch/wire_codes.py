@@ -49,6 +49,7 @@ class Code(StrEnum):
     NO_SUBNET = "no_subnet"
     SWEEP_FAILED = "sweep_failed"
     PROBE_CRASHED = "probe_crashed"
+    INVALID_RESULT = "invalid_result"
     COMMAND_EXPIRED = "command_expired"
     BUDGET_EXHAUSTED = "budget_exhausted"
 
@@ -88,6 +89,8 @@ _CODES = (
     ErrorCode("no_subnet", "agent", "Không tìm thấy mạng LAN nào để dò", "No LAN network found to sweep"),
     ErrorCode("sweep_failed", "agent", "Dò mạng LAN thất bại", "The LAN sweep failed"),
     ErrorCode("probe_crashed", "agent", "Lỗi phần mềm đo (đã ghi nhật ký)", "The probe crashed (logged)"),
+    ErrorCode("invalid_result", "agent", "Kết quả đo sai chuẩn dữ liệu nên được thay bằng báo lỗi này (lỗi phần mềm đo, đã ghi nhật ký)",
+              "The measurement broke the wire contract and was replaced by this failure (an agent bug, logged)"),
     ErrorCode("command_expired", "agent", "Yêu cầu đo đột xuất đã hết hạn trước khi chạy",
               "The on-demand test request expired before it ran"),
     ErrorCode("budget_exhausted", "budget", "Đã dùng hết dung lượng đo tốc độ của tháng",
