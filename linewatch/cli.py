@@ -123,7 +123,8 @@ def up_command(args: argparse.Namespace) -> int:
     agent = agent_thread = None
     if acfg:
         from .agent.runner import Agent
-        agent = Agent(acfg, on_fatal=lambda why: stop.set())
+        # the embedded broker (amqtt) speaks MQTT 3.1.1 only: no 15 s wait for a fall-back
+        agent = Agent(acfg, on_fatal=lambda why: stop.set(), mqtt5=False)
         agent_thread = threading.Thread(target=agent.run, args=(stop,), name="agent", daemon=True)
         agent_thread.start()
     deadline = time.monotonic() + args.duration if args.duration else None
