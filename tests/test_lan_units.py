@@ -320,7 +320,7 @@ def test_the_lan_summary_counts_this_computer_once_when_it_says_it_is_one(tmp_pa
     addrs = lambda: [IfAddr("eth0", "192.168.1.10", "255.255.255.0")]  # noqa: E731
     for me, computers in ((pc, 1), (dict(pc, counted_as_computer=False, computer_kind="single_board",
                                          computer_why="Raspberry Pi 4: a probe box"), 0)):
-        monkeypatch.setattr(agent_lan, "this_computer", lambda me=me: me)
+        monkeypatch.setattr(agent_lan, "this_computer", lambda override=None, me=me: me)
         got = []
         agent_lan.LanJob(cfg, tmp_path / str(computers), addrs)(got.append)
         d = got[0].data
