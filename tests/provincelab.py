@@ -210,7 +210,7 @@ class ProvinceLab:
                 method = "linewatch"
                 target = "http://{self.dc_addr}:{SPEED_PORT}"
                 window = "{'' if bandwidth_every_s else '00:00-00:01'}"
-                interval_s = {bandwidth_every_s or 600}
+                interval_s = {bandwidth_every_s or 60}
                 max_duration_s = 6
                 warmup_s = 1
                 monthly_budget_mb = 100000
