@@ -99,9 +99,12 @@ class Province:
         code = None if state == "up" else ("line_down" if gateway_ok is not False else "gateway_unreachable")
         self.send("reach", data, ok=state == "up", error_code=code, **kw)
 
-    def speed(self, down: float, up: float, command_id: str | None = None, **kw) -> None:
+    def speed(self, down: float, up: float, command_id: str | None = None, nic_busy: bool | None = None,
+              **kw) -> None:
         data = {"method": "linewatch", "target": "speed.tinh.example", "streams": 4, "duration_s": 8.0,
                 "bytes": 10**8, "download_mbps": down, "upload_mbps": up}
+        if nic_busy is not None:
+            data.update(nic="eth0", nic_busy=nic_busy, nic_other_mbps=30.0 if nic_busy else 0.1)
         if command_id:
             data["command_id"] = command_id
         self.send("bandwidth", data, **kw)

@@ -99,6 +99,15 @@ def test_a_busy_server_is_not_a_slow_line_when_the_retest_is_fine(prov):
     assert prov.incidents() == []
 
 
+def test_a_slow_test_while_the_offices_own_network_card_was_busy_accuses_nobody(prov):
+    prov.speed(30, 20, nic_busy=True)  # the office was downloading: the line was shared
+    prov.run()
+    assert prov.incidents() == [] and prov.retest_ids() == []
+    prov.speed(30, 20, nic_busy=False)  # the same figure on a quiet card is the operator's
+    prov.run()
+    assert len(prov.retest_ids()) == 1
+
+
 def test_a_noisy_but_compliant_line_raises_nothing_over_a_long_run(prov):
     rnd = random.Random(7)
     for i in range(600):  # 10 s rounds, 100 minutes: 1 % random loss, jittery latency

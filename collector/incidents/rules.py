@@ -217,6 +217,8 @@ def speed_verdict(e: Event, line: Line) -> dict[str, Any]:
 def _bandwidth(st: dict[str, Any], e: Event, line: Line, p: Policy, now: float) -> list[Signal]:
     if not e.ok:
         return []  # a failed test (server busy, budget) says nothing about the speed
+    if e.data.get("nic_busy"):
+        return []  # the office's own traffic shared the line during the test: not the operator's figure
     v = speed_verdict(e, line)
     if "speed_down" not in v and "speed_up" not in v:
         return []
