@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,16 @@ from conftest import ROOT
 IP = shutil.which("ip") or "/usr/sbin/ip"
 TC = shutil.which("tc") or "/usr/sbin/tc"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
+
+#: The share of a tbf rate that TCP payload can use: tbf counts whole Ethernet frames (1514
+#: bytes for a full one) and TCP carries 1448 bytes in each (IPv4 20, TCP 20, timestamps 12).
+#: No bandwidth figure over a link shaped at R Mbit/s can honestly exceed R x this.
+TBF_PAYLOAD_SHARE = 1448 / 1514
+
+
+def payload_ceiling(mbit: float) -> float:
+    """Mbit/s of TCP payload a tbf shaped at ``mbit`` can carry, at most (full-size packets)."""
+    return mbit * TBF_PAYLOAD_SHARE
 
 
 def require_netns() -> None:
@@ -76,13 +87,26 @@ class Lab:
             self.run(ns, IP, "link", "set", ifname, "up")
         return if_a, if_b
 
-    def shape(self, ns: str, ifname: str, mbit: float) -> None:
-        """tc tbf on egress: the rate a contract promises. Burst ~5 ms of traffic, queue 50 ms."""
-        burst = max(16_000, int(mbit * 1e6 / 8 * 0.005))
+    def shape(self, ns: str, ifname: str, mbit: float, burst_bytes: int | None = None,
+              peak_mbit: float | None = None) -> None:
+        """tc tbf on egress: the rate a contract promises. Burst ~5 ms of traffic, queue 50 ms.
+        ``burst_bytes`` with ``peak_mbit``: an operator's bucket instead, which lets a fresh
+        transfer run at up to ``peak_mbit`` until ``burst_bytes`` beyond the rate are spent
+        (a tbf burst without a peak rate passes at the veth's speed, in the first milliseconds)."""
+        burst = burst_bytes or max(16_000, int(mbit * 1e6 / 8 * 0.005))
+        peak = ["peakrate", f"{peak_mbit}mbit", "mtu", "1600"] if peak_mbit else []
         # delete + add: 'replace' from a faster tbf to a slower one stalled connections here
         self.run(ns, TC, "qdisc", "del", "dev", ifname, "root", check=False)
         self.run(ns, TC, "qdisc", "add", "dev", ifname, "root", "tbf", "rate", f"{mbit}mbit",
-                 "burst", str(burst), "latency", "50ms")
+                 "burst", str(burst), *peak, "latency", "50ms")
+
+    def shape_line(self, office: str, if_office: str, server: str, if_server: str, down_mbit: float,
+                   up_mbit: float | None = None, **bucket: Any) -> None:
+        """A line as its contract states it: the download shaped where it enters the link (the
+        server's end), the upload at the office's end; ``up_mbit`` None: the same as down.
+        ``bucket``: :meth:`shape`'s burst_bytes / peak_mbit, for both directions."""
+        self.shape(server, if_server, down_mbit, **bucket)
+        self.shape(office, if_office, down_mbit if up_mbit is None else up_mbit, **bucket)
 
     def nft(self, ns: str, script: str) -> None:
         if not Path(NFT).exists():

@@ -1,6 +1,12 @@
 """Bandwidth measured on links shaped with tc tbf inside network namespaces built here,
-compared with iperf3 on the same link in the same run. Runs the real agent CLI in the
-office namespace. Needs root (skips with the reason otherwise)."""
+compared with iperf3 on the same link in the same run (one after the other) and with what the
+shaper lets through at all: TCP payload can use 1448/1514 of a tbf rate (linklab.payload_ceiling).
+Runs the real agent CLI in the office namespace. Needs root (skips with the reason otherwise).
+
+Noise, measured on this 2-core VM against the payload ceiling: iperf3 -t 3 -O 2 read from
+-3 % to +2 %, a 10 s iperf3 (-t 8 -O 2) from -2.2 % to +1.7 % (its in-order count at the two
+ends of its window; above the ceiling at 2-5 Mbit/s), linewatch from -0.9 % to +0.6 %
+(bench/bandwidth.py --repeat 3 prints the spread per line)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +14,12 @@ import sys
 
 import pytest
 
-from linklab import Lab, agent_config
+from linklab import Lab, agent_config, payload_ceiling
 
 pytestmark = pytest.mark.netns
+
+#: iperf3 -t 3 -O 2 in the default run (10 s of iperf3 per line); 10 s per direction in soak
+QUICK_IPERF3_S, FULL_IPERF3_S = 5, 10
 
 
 def bw_line(line_id: str, src: str | None, method: str, target: str, max_duration_s: float = 5) -> str:
@@ -29,11 +38,11 @@ id = "{line_id}"
 """
 
 
-def office_and_server(lab: Lab, mbit: float):
+def office_and_server(lab: Lab, down: float, up: float | None = None, **bucket: float):
+    """Office and speed server joined by one link shaped as a line of ``down``/``up`` Mbit/s."""
     office, server = lab.ns("o"), lab.ns("s")
     if_o, if_s = lab.link(office, server, 1)
-    lab.shape(office, if_o, mbit)  # upload direction
-    lab.shape(server, if_s, mbit)  # download direction
+    lab.shape_line(office, if_o, server, if_s, down, up, **bucket)
     lab.speedserver(server)
     return office, server, lab.addr(1, 2), lab.addr(1, 1)
 
@@ -47,44 +56,70 @@ def measure(lab: Lab, office: str, src: str, method: str, target: str, line: str
     return r["data"]
 
 
-def check_against_iperf3(lab: Lab, mbit: float) -> None:
-    office, server, src, srv = office_and_server(lab, mbit)
+def check_against_iperf3(lab: Lab, down: float, up: float | None = None, iperf3_s: float = QUICK_IPERF3_S) -> None:
+    up = down if up is None else up
+    office, server, src, srv = office_and_server(lab, down, up)
     lab.iperf3_server(server)
-    # 6 s after the 2 s warm-up: over 3 s, iperf3 itself strayed up to 9 % from the
-    # link's true payload rate on this busy 2-core machine (kernel backlog lumps)
-    def pair() -> tuple[dict, dict]:
-        ref = measure(lab, office, src, "iperf3", f"{srv}:5201", max_duration_s=8)
-        ours = measure(lab, office, src, "linewatch", f"http://{srv}:8090", max_duration_s=8)
+    shaped = {"download_mbps": down, "upload_mbps": up}
+
+    def pair(seconds: float) -> tuple[dict, dict]:
+        ref = measure(lab, office, src, "iperf3", f"{srv}:5201", max_duration_s=seconds)
+        ours = measure(lab, office, src, "linewatch", f"http://{srv}:8090", max_duration_s=10)
         return ref, ours
 
     def agree(ref: dict, ours: dict) -> bool:
-        return all(abs(ours[k] / ref[k] - 1) <= 0.05 for k in ("download_mbps", "upload_mbps"))
+        return all(abs(ours[k] / ref[k] - 1) <= 0.03 for k in shaped)
 
-    ref, ours = pair()
-    if not agree(ref, ours):
-        # Both tools are measurements on a shared 2-core VM: in 42 soak comparisons one pair
-        # missed by 5.3 % (iperf3 itself read low). A second, independent pair must agree.
-        ref, ours = pair()
-    for key in ("download_mbps", "upload_mbps"):
-        assert 0.85 * mbit < ref[key] <= 1.1 * mbit, f"iperf3 {key}={ref[key]} does not look like a {mbit} Mbit/s link"
-        ratio = ours[key] / ref[key]
-        assert abs(ratio - 1) <= 0.05, f"{key}: linewatch {ours[key]} vs iperf3 {ref[key]} at {mbit} Mbit/s"
-    assert ours["method"] == "linewatch" and ours["streams"] == 4 and ours["warmup_s"] == 2
-    assert 0 < ours["duration_s"] <= 2 * 8 + 3 and ours["bytes"] > 0
-    # the bytes charged are what the link can carry in the time the test ran, not more
-    assert ours["bytes"] <= mbit * 1e6 / 8 * ours["duration_s"] * 1.02
+    # Two measurements on a shared 2-core VM. iperf3 over 3 s itself strays from -3 % to +4 %
+    # from what the link carries (its in-order count at the two ends of its window: the very
+    # lumps linewatch no longer counts); over 8 s, within +/-2.2 %. So when a quick pair
+    # disagrees, independent pairs with a 10 s iperf3 decide.
+    for seconds in (iperf3_s, FULL_IPERF3_S, FULL_IPERF3_S):
+        ref, ours = pair(seconds)
+        if agree(ref, ours):
+            break
+    for key, mbit in shaped.items():
+        ceiling = payload_ceiling(mbit)
+        assert 0.9 * ceiling < ref[key] <= 1.05 * ceiling, f"iperf3 {key}={ref[key]} is not a {mbit} Mbit/s link"
+        assert abs(ours[key] / ref[key] - 1) <= 0.03, (
+            f"{key}: linewatch {ours[key]} vs iperf3 {ref[key]} on a {down}/{up} line (of the payload ceiling: "
+            f"linewatch {ours[key] / ceiling:.3f}, iperf3 {ref[key] / ceiling:.3f})")
+        # never above what the shaper lets through (1 %: when the kernel's counters are read)
+        assert ours[key] <= 1.01 * ceiling < mbit, f"{key}: linewatch {ours[key]} above a {mbit} Mbit/s shaper"
+    assert ours["method"] == "linewatch" and ours["streams"] == 4 and 0.5 <= ours["warmup_s"] <= 2
+    assert ours["stopped_by"] == "stable/stable", ours
+    # a 10 s iperf3 run moves 10 s of both directions; a test stops well before a third of that
+    iperf3_10s = 10 * (ref["download_mbps"] + ref["upload_mbps"]) * 1e6 / 8
+    assert 0 < ours["bytes"] <= iperf3_10s / 3, f"{ours['bytes'] / 1e6:.1f} MB vs {iperf3_10s / 1e6:.1f} MB"
+    assert ours["duration_s"] <= 2 * 3.3 + 1
 
 
 @pytest.mark.parametrize("mbit", [5, 20, 100])
-def test_download_and_upload_are_within_5_percent_of_iperf3_on_a_tbf_shaped_link(lab, mbit):
+def test_linewatch_agrees_with_iperf3_within_3_percent_stays_under_the_shaper_and_costs_under_a_third(lab, mbit):
     check_against_iperf3(lab, mbit)
+
+
+def test_an_operators_shaper_bucket_at_the_start_is_left_out_of_the_figure(lab):
+    """A fresh transfer runs at 30 Mbit/s on a 20 Mbit/s line until its 2 MB bucket is spent
+    (after 1.6 s): the warm-up lasts until the rate is level, and the figure is the line's
+    rate, not the bucket's (a fixed 0.5 s warm-up would have counted a second of the bucket)."""
+    office, server, src, srv = office_and_server(lab, 20, burst_bytes=2_000_000, peak_mbit=30)
+    ours = measure(lab, office, src, "linewatch", f"http://{srv}:8090", max_duration_s=10)
+    for key in ("download_mbps", "upload_mbps"):
+        assert 0.97 * payload_ceiling(20) <= ours[key] <= 1.01 * payload_ceiling(20), ours
+    assert ours["stopped_by"] == "stable/stable" and ours["warmup_s"] >= 1.25, ours
+
+
+LINES = [(2, 2), (5, 5), (10, 10), (20, 20), (50, 50), (100, 100), (200, 200),
+         (20, 5),    # copper (ADSL2+/VDSL2-class) and cheap FTTH plans: a quarter upstream
+         (100, 20)]  # FTTH plans that sell the download: a fifth upstream
 
 
 @pytest.mark.soak
-@pytest.mark.parametrize("mbit", [2, 5, 10, 20, 50, 100, 200])
+@pytest.mark.parametrize("down,up", LINES, ids=[f"{d}-{u}" for d, u in LINES])
 @pytest.mark.parametrize("repeat", range(3))
-def test_soak_linewatch_matches_iperf3_over_a_wider_rate_matrix(lab, mbit, repeat):
-    check_against_iperf3(lab, mbit)
+def test_soak_linewatch_matches_a_10_s_iperf3_on_symmetric_and_asymmetric_lines(lab, down, up, repeat):
+    check_against_iperf3(lab, down, up, iperf3_s=FULL_IPERF3_S)
 
 
 def test_each_line_of_a_two_line_office_is_measured_over_its_own_shaped_line(lab):

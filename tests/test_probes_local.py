@@ -212,6 +212,30 @@ def test_the_example_agent_config_parses():
 
 
 # ----------------------------------------------------------------------------- throughput maths
+def _measured_as_the_agent_does(samples: list, warmup_s: float = 2.0) -> tuple[float, float, float] | None:
+    """(Mbit/s, seconds when the test stopped, end of its warm-up) as transfer() would stop."""
+    for i in range(3, len(samples)):
+        if tp.is_stable(samples[:i + 1], warmup_s):
+            start = tp.settled_start(samples[:i + 1], tp.MIN_WARMUP_S, warmup_s)
+            return tp.measured_rate(samples[:i + 1], start)[0], samples[i][0], start
+    return None
+
+
+def _recorded(name: str) -> tuple[list, float, bool]:
+    doc = json.loads((DATA / name).read_text())
+    return [tuple(r) for r in doc["readings"]], doc["payload_ceiling_mbit"], doc["direction"] == "upload"
+
+
+def _figure_as_the_agent_does(readings: list, upload: bool) -> tuple[float, float]:
+    """(Mbit/s, seconds when the test stopped) of kernel readings, as transfer() reports."""
+    samples = tp.delivered(readings, upload)
+    for i in range(3, len(samples)):
+        if tp.is_stable(samples[:i + 1], 2.0):
+            start = tp.settled_start(samples[:i + 1], tp.MIN_WARMUP_S, 2.0)
+            return tp.measured_rate(samples[:i + 1], start)[0], samples[i][0]
+    raise AssertionError("never stable")
+
+
 def test_steady_rate_leaves_the_warm_up_burst_out():
     # 1 s of a 50 Mbit/s burst (a shaper's full bucket), then exactly 10 Mbit/s
     samples = [(t / 10, int(min(t, 10) * 625_000 + max(0, t - 10) * 125_000)) for t in range(0, 51)]
@@ -233,14 +257,81 @@ def test_steady_rate_shrugs_off_a_sample_taken_while_packets_sat_in_the_kernel_b
 def test_a_settled_rate_is_stable_and_a_still_climbing_one_is_not():
     steady = [(t / 10, t * 125_000) for t in range(0, 46)]  # 10 Mbit/s from the start
     assert tp.is_stable(steady, warmup_s=1.0)
-    assert not tp.is_stable(steady[:25], warmup_s=1.0), "needs min_span_s of measuring first"
+    assert not tp.is_stable(steady[:24], warmup_s=1.0), "needs MIN_SPAN_S of measuring after the warm-up"
     climbing = [(t / 10, int(t * t * 12_500)) for t in range(0, 46)]
     assert not tp.is_stable(climbing, warmup_s=1.0)
-    # the sender stalled for 0.4 s just after the warm-up: the average still carries it
+    # the sender stalled for 0.4 s just after the warm-up: the two halves disagree
     stalled = [(t / 10, (t - min(4, max(0, t - 12))) * 125_000) for t in range(0, 46)]
     assert not tp.is_stable(stalled, warmup_s=1.0)
     later = [(t / 10, (t - min(4, max(0, t - 12))) * 125_000) for t in range(0, 200)]
     assert tp.is_stable(later, warmup_s=1.0), "once the stall is a small part of the span, it may stop"
+
+
+def test_the_warm_up_ends_as_soon_as_the_rate_is_level_and_never_later_than_warmup_s():
+    level = [(t / 10, t * 125_000) for t in range(0, 80)]  # 10 Mbit/s from the start
+    assert tp.settled_start(level[:26], tp.MIN_WARMUP_S, 2.0) == tp.MIN_WARMUP_S, "2 s measured after 0.5 s"
+    assert _measured_as_the_agent_does(level)[1] == pytest.approx(2.5), "a level line costs 2.5 s, not 2 + 2.5"
+    # a shaper's bucket: 1.5x the rate for the first 1.2 s; slow start: a ramp over the first 1.6 s
+    burst = [(t, b + int(min(t, 1.2) * 625_000)) for t, b in level]
+    ramp = [(t, max(0, b - int(125_000 * 10 * (0.8 if t >= 1.6 else t - t * t / 3.2)))) for t, b in level]
+    for shaped, until in ((burst, 1.2), (ramp, 1.6)):
+        rate, stopped, start = _measured_as_the_agent_does(shaped)
+        assert rate == pytest.approx(10.0, rel=0.005)
+        assert tp.MIN_WARMUP_S < start <= until and 2.5 < stopped <= until + tp.MIN_SPAN_S + tp.STEP_S
+    # a bucket still not empty after warmup_s = 2 s: the measurement starts there all the same
+    # (like iperf3 --omit 2), and the median of slopes leaves the bucket's last 0.2 s out
+    long_burst = [(t, b + int(min(t, 2.2) * 625_000)) for t, b in level]
+    rate, stopped, start = _measured_as_the_agent_does(long_burst)
+    assert start == 2.0 and rate == pytest.approx(10.0, rel=0.002)
+
+
+def _half_second_rates(samples: list) -> list[float]:
+    return [tp.mbps(samples[i + 5][1] - samples[i][1], samples[i + 5][0] - samples[i][0])
+            for i in range(5, len(samples) - 5, 5)]
+
+
+def test_a_lossy_upload_counted_in_order_reads_above_the_link_and_counted_as_held_does_not():
+    """Recorded on a 20 Mbit/s tbf link (tests/data): the shaper dropped ~20 % of what was
+    sent, so the count acknowledged in order stalled at every loss and then jumped. Its rate
+    from 2 s to the end read 4 % more than the link can carry -- the 1.042 x iperf3 upload.
+    The bytes the server holds (in order + SACKed) move at the link's payload rate."""
+    readings, ceiling, upload = _recorded("bw-upload-tbf20mbit-lossy.json")
+    assert upload
+    in_order = [(t, b) for t, b, _ in readings]
+    assert max(_half_second_rates(in_order)) > 1.25 * ceiling and min(_half_second_rates(in_order)) < 0.8 * ceiling
+    (t0, b0), (t1, b1) = next(x for x in in_order if x[0] >= 2.0), in_order[-1]
+    assert tp.mbps(b1 - b0, t1 - t0) > 1.03 * ceiling
+    held = tp.delivered(readings, upload=True)
+    assert all(abs(r / ceiling - 1) < 0.015 for r in _half_second_rates(held))
+    rate, stopped = _figure_as_the_agent_does(readings, upload=True)
+    assert rate == pytest.approx(ceiling, rel=0.005) and rate <= 1.005 * ceiling
+    assert stopped <= 3.2, "a third of a 10 s iperf3 run is 3.3 s per direction"
+
+
+def test_a_lossy_download_counts_the_bytes_that_arrived_behind_a_hole():
+    readings, ceiling, upload = _recorded("bw-download-tbf10mbit-lossy.json")
+    assert not upload
+    in_order = [(t, b) for t, b, _ in readings]
+    assert max(_half_second_rates(in_order)) > 1.15 * ceiling and min(_half_second_rates(in_order)) < 0.85 * ceiling
+    arrived = tp.delivered(readings, upload=False)
+    assert all(i <= a for (_, i, _), (_, a) in zip(readings, arrived)), "never below the in-order count"
+    assert all(abs(r / ceiling - 1) < 0.03 for r in _half_second_rates(arrived))
+    rate, stopped = _figure_as_the_agent_does(readings, upload=False)
+    assert rate == pytest.approx(ceiling, rel=0.005) and rate <= 1.005 * ceiling and stopped <= 3.2
+
+
+def test_tcp_info_reads_as_in_order_and_held_bytes():
+    from linewatch.agent.probes.bandwidth.transfer import held_counts
+
+    info = bytearray(232)
+    struct.pack_into("=II", info, 16, 1448, 1440)  # snd_mss, rcv_mss
+    struct.pack_into("=I", info, 28, 7)  # segments SACKed
+    struct.pack_into("=QQ", info, 120, 1_000_000, 2_000_000)  # bytes acked, bytes received
+    struct.pack_into("=I", info, 152, 1400)  # data segments in
+    assert held_counts(bytes(info), upload=True) == (1_000_000, 1_000_000 + 7 * 1448)
+    assert held_counts(bytes(info), upload=False) == (2_000_000, 1400 * 1440)
+    assert held_counts(bytes(info[:140]), upload=False) == (2_000_000, None), "Linux < 4.6: in order only"
+    assert held_counts(bytes(info[:100]), upload=True) is None
 
 
 def test_iperf3_json_recorded_on_a_20_mbit_tbf_link_is_summarised():
