@@ -273,3 +273,16 @@ def fill(path: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+@pytest.fixture
+def speedserver(request):
+    """linewatch-speedserver on a free loopback port; ``indirect`` parametrisation sets how many
+    transfers it takes at once (default 16)."""
+    from linewatch.speed.server import SpeedServer, SpeedServerConfig
+
+    srv = SpeedServer(SpeedServerConfig("127.0.0.1", 0, max_transfers=getattr(request, "param", 16)))
+    srv.start_background()
+    yield srv
+    srv.shutdown()
+    srv.server_close()

@@ -18,7 +18,6 @@ from linewatch.agent.probes import LineBinding, Result
 from linewatch.agent.probes import bandwidth as bw
 from linewatch.agent.probes.bandwidth import nicload
 from linewatch.agent.probes.bandwidth.config import BandwidthConfig
-from linewatch.speed.server import SpeedServer, SpeedServerConfig
 
 from conftest import free_port
 
@@ -78,15 +77,6 @@ def test_without_psutil_or_a_known_card_nothing_is_said_about_other_traffic(tmp_
     gone = LineBinding("gone", interface="lw-no-such-card")
     monkeypatch.undo()
     assert nicload.NicWatch.start(gone, quiet_cfg(tmp_path)) is None
-
-
-@pytest.fixture
-def speedserver():
-    srv = SpeedServer(SpeedServerConfig("127.0.0.1", 0, max_transfers=16))
-    srv.start_background()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
 
 
 def hog(port: int, stop: threading.Event) -> threading.Thread:

@@ -622,9 +622,9 @@ def test_the_wire_takes_the_new_classes_and_fields_and_still_the_older_agents_me
         wire.check_data("lan", dict(lan_msg(1, 0, 1).data, by_class={"toaster": 1}), True)
 
 
-def test_the_admin_can_say_whether_the_agents_pc_counts_and_turn_on_the_port_probe(tmp_path):
+def test_the_admin_can_say_whether_the_agents_pc_counts_and_turn_on_the_port_probe(tmp_path, monkeypatch):
     from linewatch.agent import config as agent_config
-    from linewatch.agent.inventory import this_computer
+    from linewatch.agent import inventory
 
     doc = {"agent": {"id": "ag-1", "province": "52", "site": "21583", "state_dir": str(tmp_path),
                      "counted_as_computer": "no"},
@@ -632,9 +632,12 @@ def test_the_admin_can_say_whether_the_agents_pc_counts_and_turn_on_the_port_pro
            "line": [{"id": "fiber", "latency": {"targets": ["1.1.1.1"]}}]}
     cfg = agent_config.parse(doc)
     assert cfg.counted_as_computer is False and cfg.lan.probe_ports is True
-    me = this_computer(cfg.counted_as_computer)
-    assert me["counted_as_computer"] is False and "set in agent.toml" in me["computer_why"] or \
-        not this_computer()["counted_as_computer"]
+    # a dedicated x86 probe box the agent takes for a staff PC
+    monkeypatch.setattr(inventory, "judge_computer", lambda facts: (True, "desktop", "an x86 desktop"))
+    me = inventory.this_computer(cfg.counted_as_computer)
+    assert me["counted_as_computer"] is False and me["computer_kind"] == "desktop"
+    assert "set in agent.toml" in me["computer_why"] and "an x86 desktop" in me["computer_why"]
+    assert inventory.this_computer(None)["counted_as_computer"] is True, "auto: the agent's own judgement"
     doc["agent"]["counted_as_computer"] = "maybe"
     with pytest.raises(agent_config.ConfigError, match="counted_as_computer"):
         agent_config.parse(doc)

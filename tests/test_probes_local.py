@@ -321,7 +321,7 @@ def test_a_lossy_download_counts_the_bytes_that_arrived_behind_a_hole():
 
 
 def test_tcp_info_reads_as_in_order_and_held_bytes():
-    from linewatch.agent.probes.bandwidth.transfer import held_counts
+    from linewatch.agent.netif import held_counts
 
     info = bytearray(232)
     struct.pack_into("=II", info, 16, 1448, 1440)  # snd_mss, rcv_mss
@@ -376,15 +376,6 @@ def test_the_probe_is_due_only_at_its_slot_and_keeps_its_seed_in_the_state_folde
 
 
 # ----------------------------------------------------------------------------- speed server, budget
-@pytest.fixture
-def speedserver():
-    srv = SpeedServer(SpeedServerConfig("127.0.0.1", 0, max_transfers=2))
-    srv.start_background()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
 def test_tests_are_charged_to_the_monthly_budget_and_stop_when_it_is_used_up(tmp_path, speedserver):
     url = f"http://127.0.0.1:{speedserver.server_port}"
     cfg = bw.BandwidthConfig(method="linewatch", target=url, max_test_mb=20, monthly_budget_mb=30,
@@ -408,6 +399,7 @@ def test_tests_are_charged_to_the_monthly_budget_and_stop_when_it_is_used_up(tmp
     assert fresh.error_code != "budget_exhausted", "a new month starts a new budget"
 
 
+@pytest.mark.parametrize("speedserver", [2], indirect=True)  # room for two transfers only
 def test_a_full_speed_server_answers_busy_and_the_agent_reports_it(speedserver):
     port = speedserver.server_port
     hogs = []

@@ -25,6 +25,7 @@ from linewatch.speed import protocol as proto
 from linewatch.wire import Code
 
 from ...errors import TestFailed
+from ...netif import kernel_counts
 from ..base import LineBinding, bind_socket
 from . import rate
 from .config import BandwidthConfig
@@ -33,44 +34,10 @@ BUSY = "speed server busy (too many tests at once); will retry next time"
 #: seconds between two readings of the kernel's counters
 TICK_S = 0.1
 
-# Linux struct tcp_info offsets (include/uapi/linux/tcp.h)
-_SND_MSS, _RCV_MSS, _SACKED = 16, 20, 28
-_BYTES_ACKED, _BYTES_RECEIVED = 120, 128  # since Linux 4.1
-_DATA_SEGS_IN = 152  # since 4.6
-_TCP_INFO_LEN = 160
 #: SO_LINGER on, 0 s: close() resets the connection and drops what is still queued. A
 #: polite close of an upload kept sending its socket buffer after the test had ended: at
 #: 5 Mbit/s 0.95 MB more than the 1.5 MB counted (not charged, and in the next test's way).
 _ABORT = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)  # struct linger
-
-
-def held_counts(info: bytes, upload: bool) -> tuple[int, int | None] | None:
-    """(in-order bytes, bytes that reached the far end or None) from a Linux ``TCP_INFO``
-    answer; None if the kernel is too old to say anything. Upload: acknowledged in order,
-    and that plus the segments acknowledged out of order (SACKed) x MSS. Download: received
-    in order, and the data segments arrived x MSS (Linux >= 4.6; None before)."""
-    if len(info) < _BYTES_RECEIVED + 8:
-        return None
-    if upload:
-        acked = struct.unpack_from("=Q", info, _BYTES_ACKED)[0]
-        mss, sacked = struct.unpack_from("=I", info, _SND_MSS)[0], struct.unpack_from("=I", info, _SACKED)[0]
-        return acked, acked + sacked * mss
-    received = struct.unpack_from("=Q", info, _BYTES_RECEIVED)[0]
-    if len(info) < _DATA_SEGS_IN + 4:
-        return received, None
-    mss, segs = struct.unpack_from("=I", info, _RCV_MSS)[0], struct.unpack_from("=I", info, _DATA_SEGS_IN)[0]
-    return received, segs * mss
-
-
-def _kernel_counts(sock: socket.socket, upload: bool) -> tuple[int, int | None] | None:
-    """:func:`held_counts` of a connected socket; None where there is no TCP_INFO (not Linux)."""
-    opt = getattr(socket, "TCP_INFO", None)
-    if opt is None:
-        return None
-    try:
-        return held_counts(sock.getsockopt(socket.IPPROTO_TCP, opt, _TCP_INFO_LEN), upload)
-    except OSError:
-        return None
 
 
 def _connect(line: LineBinding, host: str, port: int, timeout: float) -> socket.socket:
@@ -200,7 +167,7 @@ def transfer(line: LineBinding, host: str, port: int, prefix: str, upload: bool,
                 errors.append(str(e) if isinstance(e, ConnectionError) and not e.errno else
                               f"{'upload' if upload else 'download'} stream broke: {e.strerror or e}")
 
-    start = [_kernel_counts(s, upload) for s in socks]
+    start = [kernel_counts(s, upload) for s in socks]
     use_kernel = all(k is not None for k in start)
     base = [k[0] if k else 0 for k in start]
 
@@ -210,7 +177,7 @@ def transfer(line: LineBinding, host: str, port: int, prefix: str, upload: bool,
         if not use_kernel:  # not Linux: what recv() returned / send() accepted
             moved = sum(counts)
             return clock() - t0, moved, moved
-        got = [_kernel_counts(s, upload) for s in socks]
+        got = [kernel_counts(s, upload) for s in socks]
         t = clock() - t0
         in_order = sum(max(0, (g[0] if g else 0) - b) for g, b in zip(got, base))
         if any(g is None or g[1] is None for g in got):
